@@ -1,0 +1,238 @@
+"""The mediajobs error tree.
+
+Every failure a user can meet is one of these, translated from httpx, JSON or provider
+answers in one place (``_errors.py`` of the flows)::
+
+    MediaJobsError
+    ├── ConfigurationError        missing key, bad base URL
+    ├── UnsupportedError          kind or operation the provider lacks
+    ├── APIError                  .status_code, .body, .response
+    │   ├── BadRequestError       400, 422
+    │   ├── AuthenticationError   401
+    │   ├── PaymentRequiredError  402
+    │   ├── PermissionDeniedError 403
+    │   ├── NotFoundError         404
+    │   ├── RateLimitError        429
+    │   └── ServerError           5xx
+    ├── APIConnectionError        network failure
+    │   └── APITimeoutError
+    ├── ProtocolError             a response not in the provider's documented shape
+    ├── JobError                  .job
+    │   ├── JobFailedError
+    │   ├── JobCancelledError
+    │   └── JobExpiredError
+    ├── WaitTimeoutError          .job
+    └── DownloadError             incomplete or unreadable artifact
+
+No message or ``repr`` carries the API key: request headers are never formatted into a
+message, and response bodies pass through :func:`redact` before they are kept.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "DownloadError",
+    "JobCancelledError",
+    "JobError",
+    "JobExpiredError",
+    "JobFailedError",
+    "MediaJobsError",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "RateLimitError",
+    "ServerError",
+    "UnsupportedError",
+    "WaitTimeoutError",
+    "error_class_for_status",
+]
+
+
+class MediaJobsError(Exception):
+    """Base class of every error mediajobs raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ConfigurationError(MediaJobsError):
+    """The client is misconfigured: no API key, an unknown provider or a bad base URL."""
+
+
+class UnsupportedError(MediaJobsError):
+    """The provider does not offer this kind of job or this operation (raised before any request)."""
+
+
+class APIError(MediaJobsError):
+    """The provider answered with an error status (or, for OneRouter, an error envelope).
+
+    Attributes:
+        status_code: The HTTP status, or OneRouter's envelope ``code``.
+        body: The decoded JSON body when there was one, else the text (key redacted).
+        response: The ``httpx.Response`` that carried the error, when there was one.
+        provider: The provider's name.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        response: httpx.Response | None = None,
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.response = response
+        self.provider = provider
+
+    @property
+    def retry_after(self) -> str | None:
+        """The raw ``Retry-After`` header of the response, if any."""
+        if self.response is None:
+            return None
+        return self.response.headers.get("retry-after")
+
+
+class BadRequestError(APIError):
+    """400 or 422: the request was refused as invalid."""
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing or wrong."""
+
+
+class PaymentRequiredError(APIError):
+    """402: not enough credits."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key may not do this (or a pre-signed URL has expired)."""
+
+
+class NotFoundError(APIError):
+    """404: no such job or route."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests."""
+
+
+class ServerError(APIError):
+    """5xx: the provider failed."""
+
+
+class APIConnectionError(MediaJobsError):
+    """The network failed: no connection, a dropped connection or a broken stream."""
+
+
+class APITimeoutError(APIConnectionError):
+    """A request timed out."""
+
+
+class ProtocolError(MediaJobsError):
+    """A response was not in the provider's documented shape.
+
+    Attributes:
+        provider: The provider's name.
+        field: The field that was missing or malformed, when one can be named.
+    """
+
+    def __init__(self, message: str, *, provider: str, field: str | None = None) -> None:
+        where = f" (field {field!r})" if field else ""
+        super().__init__(f"{provider}: {message}{where}")
+        self.provider = provider
+        self.field = field
+
+
+class JobError(MediaJobsError):
+    """The job reached a terminal state other than success.
+
+    Attributes:
+        job: The job in its final state.
+    """
+
+    def __init__(self, message: str, *, job: Any) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class JobFailedError(JobError):
+    """The job failed; ``job.error`` says why when the provider said."""
+
+
+class JobCancelledError(JobError):
+    """The job was cancelled."""
+
+
+class JobExpiredError(JobError):
+    """The job expired before it finished (or its results expired)."""
+
+
+class WaitTimeoutError(MediaJobsError):
+    """The wait's deadline passed before the job finished.
+
+    The job keeps running at the provider; resume with ``client.wait(job.id)``.
+
+    Attributes:
+        job: The last state seen.
+    """
+
+    def __init__(self, message: str, *, job: Any) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class DownloadError(MediaJobsError):
+    """An artifact could not be downloaded completely.
+
+    Attributes:
+        url: The artifact URL without its query string (signatures stay out of logs).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(f"{message} ({url})" if url else message)
+        self.url = url
+
+
+_STATUS_CLASSES: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def error_class_for_status(status_code: int) -> type[APIError]:
+    """Return the :class:`APIError` subclass for an HTTP (or envelope) status.
+
+    Args:
+        status_code: The status.
+
+    Returns:
+        The most specific class; :class:`ServerError` for 5xx, :class:`APIError` otherwise.
+    """
+    if status_code >= 500:
+        return ServerError
+    return _STATUS_CLASSES.get(status_code, APIError)

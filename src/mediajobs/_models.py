@@ -1,0 +1,167 @@
+"""The one job model: normalized status, artifacts, errors and times.
+
+Every dialect turns its provider's payloads into :class:`JobData`; the handles users hold
+(``Job``, ``AsyncJob``) wrap it together with a client.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Artifact", "JobData", "JobErrorInfo", "JobKind", "JobStatus", "parse_time"]
+
+if sys.version_info >= (3, 11):  # pragma: no cover - depends on the interpreter
+    from enum import StrEnum
+else:  # pragma: no cover - depends on the interpreter
+
+    class StrEnum(str, Enum):
+        """``enum.StrEnum`` for Python 3.10."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+
+JobKind = str
+"""One of ``"image"``, ``"image_edit"``, ``"video"``, ``"speech"``, ``"transcription"``."""
+
+KINDS: tuple[str, ...] = ("image", "image_edit", "video", "speech", "transcription")
+
+
+class JobStatus(StrEnum):
+    """A job's normalized status, the same for every provider."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job can no longer change."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED})
+
+
+class Artifact(BaseModel):
+    """One output file of a job."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    """Where the bytes are: a provider content URL or a pre-signed storage URL."""
+    index: int
+    """The artifact's position among the job's outputs (0-based)."""
+    media_type: str | None = None
+    """The MIME type when the provider says or the URL implies it."""
+
+
+class JobErrorInfo(BaseModel):
+    """Why a job failed, as the provider put it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message: str
+    """The provider's message."""
+    code: str | None = None
+    """The provider's error code, when it gave one."""
+
+
+class JobData(BaseModel):
+    """An immutable snapshot of a job, normalized across providers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """The provider's job id."""
+    provider: str
+    """The provider's name (``"openrouter"``, …)."""
+    status: JobStatus
+    """The normalized status."""
+    raw_status: str
+    """The status string exactly as the provider sent it."""
+    kind: str | None = None
+    """What was asked for (``"video"``, …), when known."""
+    model: str | None = None
+    """The model, when known."""
+    artifacts: list[Artifact] = Field(default_factory=list)
+    """The outputs, once the job has succeeded."""
+    error: JobErrorInfo | None = None
+    """Why the job failed, when it did."""
+    cost: float | None = None
+    """What the job cost, in the provider's unit, when reported."""
+    usage: dict[str, Any] = Field(default_factory=dict)
+    """Usage figures as the provider reported them."""
+    created_at: datetime | None = None
+    """When the job was created (timezone-aware)."""
+    completed_at: datetime | None = None
+    """When the job finished (timezone-aware)."""
+    expires_at: datetime | None = None
+    """When the job or its outputs expire (timezone-aware)."""
+    poll_url: str | None = None
+    """The absolute URL its status is read from."""
+    content_url: str | None = None
+    """A provider URL that answers with (or redirects to) fresh artifact URLs, if any."""
+    route: str | None = None
+    """Dialect-private routing hint (which status route matches the create route)."""
+    raw: dict[str, Any] = Field(default_factory=dict)
+    """The provider's last payload, as received."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the status is terminal."""
+        return self.status.is_terminal
+
+
+_NAIVE_SPACE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Parse any time format the providers send into a timezone-aware ``datetime``.
+
+    Accepts unix seconds (int, float or digit string; milliseconds when the number is too large
+    for seconds), ISO 8601 with ``Z`` or an offset, and ``YYYY-MM-DD HH:MM:SS[.ff]`` without a
+    zone (taken as UTC). ``None``, ``""`` and ``0`` mean "not set".
+
+    Args:
+        value: The raw value.
+
+    Returns:
+        The aware datetime in UTC, or ``None`` when unset.
+
+    Raises:
+        ValueError: When the value is in none of these formats.
+    """
+    if value is None or value == "" or value == 0 or isinstance(value, bool):
+        if isinstance(value, bool):
+            raise ValueError(f"not a time: {value!r}")
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+        value = float(value)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+        if seconds > 1e11:  # milliseconds
+            seconds /= 1000.0
+        return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        if _NAIVE_SPACE.match(text):
+            text = text.replace(" ", "T", 1)
+        # Python 3.10's fromisoformat accepts only 3 or 6 fraction digits: normalize to 6.
+        text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+        parsed = datetime.fromisoformat(text)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    raise ValueError(f"not a time: {value!r}")

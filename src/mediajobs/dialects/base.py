@@ -1,0 +1,532 @@
+"""The dialect interface: how one provider's wire shape maps onto the one job model.
+
+A dialect is pure (sans-I/O): it builds ``httpx.Request`` values and turns ``httpx.Response``
+values into :class:`~mediajobs.JobData`. It never sends, sleeps, reads files or adds
+credentials; the lifecycle flows do that, asking :meth:`Dialect.is_api_url` where the key may go.
+
+To add a provider without forking, subclass :class:`Dialect` and pass an instance as
+``provider=`` to a client (``tests/test_custom_dialect.py`` shows a complete one).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urljoin
+
+import httpx
+
+from .._exceptions import (
+    ConfigurationError,
+    ProtocolError,
+    UnsupportedError,
+    error_class_for_status,
+)
+from .._models import Artifact, JobData, JobErrorInfo, JobStatus, parse_time
+from .._policy import PollPolicy
+
+__all__ = ["Dialect", "UnknownStatusWarning", "origin_of"]
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+
+class UnknownStatusWarning(UserWarning):
+    """A provider sent a status no table knows; the job is treated as still running."""
+
+
+_warned_statuses: set[tuple[str, str]] = set()
+
+
+def origin_of(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    """Return the ``(scheme, host, port)`` origin of a URL, with default ports made explicit.
+
+    Args:
+        url: The URL.
+
+    Returns:
+        The origin triple.
+    """
+    parsed = httpx.URL(str(url))
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+    return (parsed.scheme, parsed.host, port)
+
+
+class Dialect:
+    """Base class of the provider dialects.
+
+    Subclasses set the class attributes and implement :meth:`build_submit`,
+    :meth:`parse_submit`, :meth:`build_poll` and :meth:`parse_poll`; the rest has working
+    defaults.
+
+    Attributes:
+        name: The provider's name, used in errors and ``Job.provider``.
+        env_var: The environment variable holding the API key.
+        kinds: The job kinds the provider offers.
+        default_hosts: Role name → origin (scheme + host) of every host the provider uses.
+        default_poll: The default :class:`~mediajobs.PollPolicy` (from provider guidance).
+        status_table: Raw status → normalized status, a literal table.
+        file_params: Submit parameters that carry input files (read by the client).
+        supports_cancel: Whether :meth:`build_cancel` is implemented.
+    """
+
+    name: ClassVar[str] = "custom"
+    env_var: ClassVar[str] = "MEDIAJOBS_API_KEY"
+    kinds: ClassVar[frozenset[str]] = frozenset()
+    default_hosts: ClassVar[Mapping[str, str]] = {}
+    default_poll: ClassVar[PollPolicy] = PollPolicy()
+    status_table: ClassVar[Mapping[str, JobStatus]] = {}
+    file_params: ClassVar[frozenset[str]] = frozenset({"image", "file", "mask"})
+    supports_cancel: ClassVar[bool] = False
+
+    def __init__(self, base_url: str | None = None) -> None:
+        """Create the dialect.
+
+        Args:
+            base_url: Scheme + host (+ port) replacing every default host of the provider.
+
+        Raises:
+            ConfigurationError: If ``base_url`` is not an absolute http(s) URL.
+        """
+        self.base_url = _check_base_url(base_url) if base_url is not None else None
+        self.hosts: dict[str, str] = {
+            role: (self.base_url or origin) for role, origin in self.default_hosts.items()
+        }
+        self._api_origins = {origin_of(h) for h in self.hosts.values()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def with_base_url(self, base_url: str | None) -> Dialect:
+        """Return a copy of this dialect whose hosts are all replaced by ``base_url``.
+
+        Args:
+            base_url: The new base URL, or ``None`` to keep this one's hosts.
+
+        Returns:
+            The dialect (``self`` when ``base_url`` is ``None``).
+
+        Raises:
+            ConfigurationError: If ``base_url`` is malformed.
+        """
+        if base_url is None:
+            return self
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        Dialect.__init__(clone, base_url)
+        return clone
+
+    # ----------------------------------------------------------------- URLs and credentials
+
+    def url(self, path: str, role: str = "api") -> str:
+        """Return the absolute URL of a documented path on one of the provider's hosts.
+
+        Args:
+            path: The path (with query, if any), starting with ``/``.
+            role: Which host (a key of :attr:`default_hosts`).
+
+        Returns:
+            The URL.
+        """
+        return self.hosts[role].rstrip("/") + path
+
+    def resolve(self, url: str, role: str = "api") -> str:
+        """Resolve a server-given URL (absolute or relative) against a host.
+
+        Args:
+            url: The URL as the server sent it.
+            role: The host relative URLs are resolved against.
+
+        Returns:
+            The absolute URL.
+        """
+        return urljoin(self.hosts[role].rstrip("/") + "/", url)
+
+    def is_api_url(self, url: str | httpx.URL) -> bool:
+        """Tell whether a URL is on one of the provider's own API hosts (the key may go there).
+
+        Args:
+            url: The URL.
+
+        Returns:
+            ``True`` for the provider's API origins, ``False`` for storage and anything else.
+        """
+        return origin_of(url) in self._api_origins
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """Return the headers that carry the key to an API host.
+
+        Args:
+            api_key: The key.
+
+        Returns:
+            The headers (``Authorization: Bearer <key>`` by default).
+        """
+        return {"Authorization": f"Bearer {api_key}"}
+
+    # ------------------------------------------------------------------------ operations
+
+    def check_kind(self, kind: str) -> None:
+        """Refuse a kind the provider does not offer.
+
+        Args:
+            kind: The job kind.
+
+        Raises:
+            UnsupportedError: If the provider does not offer it.
+        """
+        if kind not in self.kinds:
+            offered = ", ".join(sorted(self.kinds)) or "none"
+            raise UnsupportedError(f"{self.name} does not offer {kind!r} jobs (it offers: {offered})")
+
+    def build_submit(
+        self, kind: str, *, model: str, prompt: str | None, params: Mapping[str, Any]
+    ) -> httpx.Request:
+        """Build the request that creates a job.
+
+        Args:
+            kind: The job kind (already checked).
+            model: The model.
+            prompt: The prompt, if any.
+            params: Extra parameters, passed through; input files arrive as
+                ``(filename, bytes, content_type)`` tuples.
+
+        Returns:
+            The request, without credentials.
+
+        Raises:
+            UnsupportedError: If the kind is not offered.
+        """
+        raise UnsupportedError(f"{self.name} cannot submit jobs")
+
+    def parse_submit(self, response: httpx.Response, *, kind: str, model: str) -> JobData:
+        """Turn the submit response into the job's first snapshot.
+
+        Args:
+            response: The response (body read).
+            kind: The kind that was submitted.
+            model: The model that was submitted.
+
+        Returns:
+            The job.
+
+        Raises:
+            APIError: For an error status (or error envelope).
+            ProtocolError: For a body not in the documented shape.
+        """
+        raise UnsupportedError(f"{self.name} cannot submit jobs")
+
+    def build_poll(self, job: JobData) -> httpx.Request:
+        """Build the request that reads a job's status.
+
+        Args:
+            job: The last snapshot.
+
+        Returns:
+            The request, without credentials.
+        """
+        raise UnsupportedError(f"{self.name} cannot read job status")
+
+    def parse_poll(self, response: httpx.Response, *, previous: JobData) -> JobData:
+        """Turn a status response into a new snapshot.
+
+        Args:
+            response: The response (body read).
+            previous: The snapshot the poll was built from (kind, model and route carry over).
+
+        Returns:
+            The job.
+
+        Raises:
+            APIError: For an error status (or error envelope).
+            ProtocolError: For a body not in the documented shape.
+        """
+        raise UnsupportedError(f"{self.name} cannot read job status")
+
+    def build_cancel(self, job: JobData) -> httpx.Request:
+        """Build the request that cancels a job.
+
+        Args:
+            job: The job.
+
+        Returns:
+            The request.
+
+        Raises:
+            UnsupportedError: Where the provider has no cancel (the default).
+        """
+        raise UnsupportedError(f"{self.name} has no way to cancel a job")
+
+    def parse_cancel(self, response: httpx.Response, *, previous: JobData) -> JobData:
+        """Turn the cancel response into a snapshot (by default, like a poll).
+
+        Args:
+            response: The response (body read).
+            previous: The job as it was.
+
+        Returns:
+            The job.
+
+        Raises:
+            APIError: For an error status.
+            ProtocolError: For a body not in the documented shape.
+        """
+        return self.parse_poll(response, previous=previous)
+
+    def job_for_id(self, job_id: str, *, kind: str | None = None, model: str | None = None) -> JobData:
+        """Return a placeholder snapshot for a stored job id, enough to poll it.
+
+        Args:
+            job_id: The provider's id.
+            kind: The kind, when known (it picks the status route for some providers).
+            model: The model, when known.
+
+        Returns:
+            A queued snapshot with an empty ``raw``.
+
+        Raises:
+            ConfigurationError: If the id is empty.
+        """
+        if not job_id or not isinstance(job_id, str):
+            raise ConfigurationError("a job id must be a non-empty string")
+        return JobData(
+            id=job_id,
+            provider=self.name,
+            status=JobStatus.QUEUED,
+            raw_status="",
+            kind=kind,
+            model=model,
+        )
+
+    def build_models(self) -> httpx.Request:
+        """Build the request that lists models.
+
+        Returns:
+            The request.
+
+        Raises:
+            UnsupportedError: Where the provider has no model listing (the default).
+        """
+        raise UnsupportedError(f"{self.name} has no model listing")
+
+    def parse_models(self, response: httpx.Response) -> list[dict[str, Any]]:
+        """Turn the models response into a list of model entries.
+
+        Args:
+            response: The response (body read).
+
+        Returns:
+            The entries as dictionaries.
+
+        Raises:
+            UnsupportedError: Where the provider has no model listing.
+        """
+        raise UnsupportedError(f"{self.name} has no model listing")
+
+    def build_content(self, job: JobData, artifact: Artifact) -> httpx.Request | None:
+        """Build a request that yields fresh bytes for an artifact whose URL has expired.
+
+        Args:
+            job: The job.
+            artifact: The artifact whose URL was refused.
+
+        Returns:
+            A request to a provider route that answers (or redirects to) fresh bytes, or
+            ``None`` when the only way is to re-read the job (``refresh()``).
+        """
+        return None
+
+    # ----------------------------------------------------------------------- helpers
+
+    def normalize_status(self, raw: str) -> JobStatus:
+        """Map a raw status through :attr:`status_table`.
+
+        An unknown status is treated as running (the wait's deadline still applies) and warned
+        about once per provider and value with :class:`UnknownStatusWarning`.
+
+        Args:
+            raw: The status as sent.
+
+        Returns:
+            The normalized status.
+        """
+        status = self.status_table.get(raw)
+        if status is None:
+            status = self.status_table.get(raw.lower()) if isinstance(raw, str) else None
+        if status is not None:
+            return status
+        key = (self.name, raw)
+        if key not in _warned_statuses:
+            _warned_statuses.add(key)
+            warnings.warn(
+                f"{self.name} sent unknown job status {raw!r}; treating it as still running",
+                UnknownStatusWarning,
+                stacklevel=2,
+            )
+        return JobStatus.RUNNING
+
+    def raise_for_status(self, response: httpx.Response) -> None:
+        """Raise the matching :class:`~mediajobs.APIError` for a non-2xx response.
+
+        Args:
+            response: The response (body read).
+
+        Raises:
+            APIError: The subclass chosen by status, with the provider's message.
+        """
+        if 200 <= response.status_code < 300:
+            return
+        body = _body_of(response)
+        message = _error_message(body) or response.reason_phrase or "error"
+        cls = error_class_for_status(response.status_code)
+        raise cls(
+            f"{self.name} answered {response.status_code}: {message}",
+            status_code=response.status_code,
+            body=body,
+            response=response,
+            provider=self.name,
+        )
+
+    def json_object(self, response: httpx.Response) -> dict[str, Any]:
+        """Decode a response body that must be a JSON object.
+
+        Args:
+            response: The response (body read).
+
+        Returns:
+            The object.
+
+        Raises:
+            ProtocolError: If the body is not a JSON object.
+        """
+        try:
+            data = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProtocolError(
+                f"response to {response.request.method} {_path(response)} is not valid JSON",
+                provider=self.name,
+            ) from exc
+        if not isinstance(data, dict):
+            raise ProtocolError(
+                f"response to {response.request.method} {_path(response)} is not a JSON object",
+                provider=self.name,
+            )
+        return data
+
+    def field(
+        self, data: Mapping[str, Any], name: str, kind: type[T], *, default: Any = _MISSING
+    ) -> T:
+        """Read a field of a payload, checking its type.
+
+        Args:
+            data: The payload.
+            name: The field name.
+            kind: The expected type (``int`` accepts no ``bool``; ``float`` accepts ``int``).
+            default: Returned when the field is absent or ``null``; without it, absence is an
+                error.
+
+        Returns:
+            The value.
+
+        Raises:
+            ProtocolError: If the field is absent (and no default) or has the wrong type.
+        """
+        value = data.get(name) if isinstance(data, Mapping) else None
+        if value is None:
+            if default is not _MISSING:
+                return default  # type: ignore[no-any-return]
+            raise ProtocolError("missing field", provider=self.name, field=name)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)  # type: ignore[return-value]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ProtocolError(
+                f"expected {kind.__name__}, got {type(value).__name__}",
+                provider=self.name,
+                field=name,
+            )
+        return value
+
+    def time_field(self, data: Mapping[str, Any], name: str) -> Any:
+        """Read an optional time field in any format the providers use.
+
+        Args:
+            data: The payload.
+            name: The field name.
+
+        Returns:
+            An aware ``datetime`` or ``None``.
+
+        Raises:
+            ProtocolError: If the value is present but unreadable.
+        """
+        try:
+            return parse_time(data.get(name))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ProtocolError(f"unreadable time {data.get(name)!r}", provider=self.name, field=name) from exc
+
+    def error_info(self, value: Any) -> JobErrorInfo | None:
+        """Normalize a provider error (object, string, or empty) into :class:`JobErrorInfo`.
+
+        Args:
+            value: ``None``, ``""``, a string, or an object with ``message`` (and maybe ``code``).
+
+        Returns:
+            The error, or ``None`` when there is none.
+        """
+        if value is None or value == "" or value == {}:
+            return None
+        if isinstance(value, str):
+            return JobErrorInfo(message=value)
+        if isinstance(value, Mapping):
+            message = value.get("message") or value.get("error") or value.get("detail")
+            code = value.get("code") if value.get("code") is not None else value.get("type")
+            return JobErrorInfo(
+                message=str(message) if message else json.dumps(dict(value), default=str),
+                code=None if code is None else str(code),
+            )
+        return JobErrorInfo(message=str(value))
+
+
+def _check_base_url(base_url: str) -> str:
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigurationError(f"bad base_url {base_url!r}: {exc}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(
+            f"bad base_url {base_url!r}: expected scheme and host, like 'http://127.0.0.1:8000'"
+        )
+    if url.path not in ("", "/") or url.query or url.fragment:
+        raise ConfigurationError(
+            f"bad base_url {base_url!r}: give scheme + host (+ port) only; paths are appended"
+        )
+    return str(url.copy_with(path="/")).rstrip("/")
+
+
+def _path(response: httpx.Response) -> str:
+    return response.request.url.path
+
+
+def _body_of(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return response.text[:2000]
+
+
+def _error_message(body: Any) -> str | None:
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping):
+            msg = err.get("message")
+            return str(msg) if msg else None
+        if isinstance(err, str) and err:
+            return err
+        msg = body.get("message") or body.get("detail")
+        return str(msg) if msg else None
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:300]
+    return None
