@@ -76,7 +76,7 @@ class ConfigurationError(MediaJobsError):
 
 
 class UnsupportedError(MediaJobsError):
-    """The provider does not offer this kind of job or this operation (raised before any request)."""
+    """The provider lacks this kind of job or operation (raised before any request)."""
 
 
 class APIError(MediaJobsError):
@@ -109,7 +109,8 @@ class APIError(MediaJobsError):
         """The raw ``Retry-After`` header of the response, if any."""
         if self.response is None:
             return None
-        return self.response.headers.get("retry-after")
+        value: str | None = self.response.headers.get("retry-after")
+        return value
 
 
 class BadRequestError(APIError):
@@ -193,12 +194,14 @@ class WaitTimeoutError(MediaJobsError):
     The job keeps running at the provider; resume with ``client.wait(job.id)``.
 
     Attributes:
-        job: The last state seen.
+        job: The last state seen (for many jobs: the first unfinished one).
+        pending: For many jobs, every unfinished job; else ``[job]``.
     """
 
-    def __init__(self, message: str, *, job: Any) -> None:
+    def __init__(self, message: str, *, job: Any, pending: list[Any] | None = None) -> None:
         super().__init__(message)
         self.job = job
+        self.pending = pending if pending is not None else [job]
 
 
 class DownloadError(MediaJobsError):

@@ -49,7 +49,9 @@ class JobStatus(StrEnum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED})
+_TERMINAL = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
+)
 
 
 class Artifact(BaseModel):
@@ -141,9 +143,9 @@ def parse_time(value: Any) -> datetime | None:
     Raises:
         ValueError: When the value is in none of these formats.
     """
-    if value is None or value == "" or value == 0 or isinstance(value, bool):
-        if isinstance(value, bool):
-            raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if value is None or (isinstance(value, (str, int, float)) and value in ("", 0)):
         return None
     if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
         value = float(value)

@@ -180,7 +180,9 @@ class Dialect:
         """
         if kind not in self.kinds:
             offered = ", ".join(sorted(self.kinds)) or "none"
-            raise UnsupportedError(f"{self.name} does not offer {kind!r} jobs (it offers: {offered})")
+            raise UnsupportedError(
+                f"{self.name} does not offer {kind!r} jobs (it offers: {offered})"
+            )
 
     def build_submit(
         self, kind: str, *, model: str, prompt: str | None, params: Mapping[str, Any]
@@ -276,7 +278,9 @@ class Dialect:
         """
         return self.parse_poll(response, previous=previous)
 
-    def job_for_id(self, job_id: str, *, kind: str | None = None, model: str | None = None) -> JobData:
+    def job_for_id(
+        self, job_id: str, *, kind: str | None = None, model: str | None = None
+    ) -> JobData:
         """Return a placeholder snapshot for a stored job id, enough to poll it.
 
         Args:
@@ -465,7 +469,9 @@ class Dialect:
         try:
             return parse_time(data.get(name))
         except (ValueError, TypeError, OverflowError) as exc:
-            raise ProtocolError(f"unreadable time {data.get(name)!r}", provider=self.name, field=name) from exc
+            raise ProtocolError(
+                f"unreadable time {data.get(name)!r}", provider=self.name, field=name
+            ) from exc
 
     def error_info(self, value: Any) -> JobErrorInfo | None:
         """Normalize a provider error (object, string, or empty) into :class:`JobErrorInfo`.
@@ -476,7 +482,7 @@ class Dialect:
         Returns:
             The error, or ``None`` when there is none.
         """
-        if value is None or value == "" or value == {}:
+        if value is None or value in ("", {}):
             return None
         if isinstance(value, str):
             return JobErrorInfo(message=value)

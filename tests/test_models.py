@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+import mediajobs as mj
+from mediajobs._models import parse_time
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1778637249, datetime(2026, 5, 13, 1, 54, 9, tzinfo=timezone.utc)),
+        ("1778637249", datetime(2026, 5, 13, 1, 54, 9, tzinfo=timezone.utc)),
+        (1778637249000, datetime(2026, 5, 13, 1, 54, 9, tzinfo=timezone.utc)),
+        ("2026-05-15T12:00:00Z", datetime(2026, 5, 15, 12, tzinfo=timezone.utc)),
+        ("2026-06-11T12:00:00+00:00", datetime(2026, 6, 11, 12, tzinfo=timezone.utc)),
+        ("2026-06-11T14:00:00+02:00", datetime(2026, 6, 11, 12, tzinfo=timezone.utc)),
+        ("2024-01-01 12:00:00.00", datetime(2024, 1, 1, 12, tzinfo=timezone.utc)),
+        ("2024-01-01 12:00:00.5", datetime(2024, 1, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)),
+        ("2024-01-01 12:00:00", datetime(2024, 1, 1, 12, tzinfo=timezone.utc)),
+        (None, None),
+        ("", None),
+        (0, None),
+    ],
+)
+def test_parse_time_every_format(value: object, expected: datetime | None) -> None:
+    parsed = parse_time(value)
+    assert parsed == expected
+    if parsed is not None:
+        assert parsed.tzinfo is not None
+
+
+@pytest.mark.parametrize("value", ["yesterday", True, [1], "2024-13-45 99:00:00"])
+def test_parse_time_rejects_garbage(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_time(value)
+
+
+def test_status_terminality() -> None:
+    terminal = {s for s in mj.JobStatus if s.is_terminal}
+    assert terminal == {
+        mj.JobStatus.SUCCEEDED,
+        mj.JobStatus.FAILED,
+        mj.JobStatus.CANCELLED,
+        mj.JobStatus.EXPIRED,
+    }
+    assert str(mj.JobStatus.RUNNING) == "running"
+    assert mj.JobStatus("queued") is mj.JobStatus.QUEUED
+
+
+def test_job_data_round_trips_through_json() -> None:
+    data = mj.JobData(
+        id="vid_1",
+        provider="therouter",
+        status=mj.JobStatus.SUCCEEDED,
+        raw_status="succeeded",
+        kind="video",
+        model="m",
+        artifacts=[mj.Artifact(url="https://s3.example/a.mp4?sig=1", index=0, media_type="video/mp4")],
+        error=None,
+        cost=0.25,
+        usage={"cost_credits": 0.25},
+        created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        raw={"id": "vid_1", "status": "succeeded"},
+    )
+    text = json.dumps(data.model_dump(mode="json"))
+    again = mj.JobData.model_validate(json.loads(text))
+    assert again == data
+    assert again.created_at is not None and again.created_at.tzinfo is not None
+    assert again.done
+
+
+def test_job_data_is_frozen() -> None:
+    data = mj.JobData(id="x", provider="p", status=mj.JobStatus.QUEUED, raw_status="queued")
+    with pytest.raises(ValueError):
+        data.id = "y"  # type: ignore[misc]
