@@ -192,6 +192,13 @@ def test_input_files_are_refused(dialect: WorldRouter) -> None:
         )
 
 
+def test_an_image_url_passes_through(dialect: WorldRouter) -> None:
+    request = dialect.build_submit(
+        "image", model="m", prompt="p", params={"image": "https://cdn.example/ref.png"}
+    )
+    assert json.loads(request.read())["image"] == "https://cdn.example/ref.png"
+
+
 def test_base_url_replaces_every_host() -> None:
     dialect = WorldRouter(base_url="http://127.0.0.1:8123")
     submit = dialect.build_submit("image", model="m", prompt="p", params={})

@@ -133,7 +133,6 @@ class WorldRouter(Dialect):
             raw_status="",
             kind=kind,
             model=model,
-            route=kind,
         )
         return self._snapshot(data, accepted, self.field(data, "status", str, default="queued"))
 
