@@ -542,6 +542,18 @@ def _fix_error_job(exc: MediaJobsError, wrap: Callable[[JobData], Any]) -> None:
         exc.pending = [wrap(j) if isinstance(j, JobData) else j for j in exc.pending]
 
 
+def _into(handle: Any, new: Callable[[JobData], Any]) -> Callable[[JobData], Any]:
+    """Put an error's snapshot into the caller's handle (same job) or a new handle."""
+
+    def wrap(data: JobData) -> Any:
+        if handle is not None and handle.id == data.id:
+            handle._data = data
+            return handle
+        return new(data)
+
+    return wrap
+
+
 def _rewrap(handles: list[Any], new: Callable[[JobData], Any]) -> Callable[[JobData], Any]:
     by_id = {h.id: h for h in handles}
     return lambda data: by_id.get(data.id) or new(data)
@@ -613,11 +625,13 @@ class Client(_BaseClient):
         if self._owns_http:
             self._http.close()
 
-    def _run(self, flow: Flow[T], on_update: OnUpdate | None = None) -> T:
+    def _run(
+        self, flow: Flow[T], on_update: OnUpdate | None = None, handle: Job | None = None
+    ) -> T:
         try:
             return run_sync(flow, self._http, on_update)
         except MediaJobsError as exc:
-            _fix_error_job(exc, lambda d: Job(d, self))
+            _fix_error_job(exc, _into(handle, lambda d: Job(d, self)))
             raise
 
     def submit(self, kind: str, *, model: str, prompt: str | None = None, **params: Any) -> Job:
@@ -661,7 +675,7 @@ class Client(_BaseClient):
             ProtocolError: When the answer is not in the documented shape.
         """
         handle: Job = self._handle(job, kind)
-        handle._data = self._run(refresh_flow(self._settings, handle._data))
+        handle._data = self._run(refresh_flow(self._settings, handle._data), handle=handle)
         return handle
 
     def wait(
@@ -700,7 +714,7 @@ class Client(_BaseClient):
             return on_update(handle) if on_update is not None else None
 
         handle._data = self._run(
-            wait_flow(self._settings, handle._data, timeout=timeout, poll=poll), updated
+            wait_flow(self._settings, handle._data, timeout=timeout, poll=poll), updated, handle
         )
         raise_for_outcome(handle._data, lambda _: handle)
         return handle
@@ -720,7 +734,7 @@ class Client(_BaseClient):
             APIError: When the provider refuses.
         """
         handle: Job = self._handle(job, kind)
-        handle._data = self._run(cancel_flow(self._settings, handle._data))
+        handle._data = self._run(cancel_flow(self._settings, handle._data), handle=handle)
         return handle
 
     def download(
@@ -927,11 +941,13 @@ class AsyncClient(_BaseClient):
         if self._owns_http:
             await self._http.aclose()
 
-    async def _run(self, flow: Flow[T], on_update: OnUpdate | None = None) -> T:
+    async def _run(
+        self, flow: Flow[T], on_update: OnUpdate | None = None, handle: AsyncJob | None = None
+    ) -> T:
         try:
             return await run_async(flow, self._http, on_update)
         except MediaJobsError as exc:
-            _fix_error_job(exc, lambda d: AsyncJob(d, self))
+            _fix_error_job(exc, _into(handle, lambda d: AsyncJob(d, self)))
             raise
 
     async def submit(
@@ -977,7 +993,9 @@ class AsyncClient(_BaseClient):
             ProtocolError: When the answer is not in the documented shape.
         """
         handle: AsyncJob = self._handle(job, kind)
-        handle._data = await self._run(refresh_flow(self._settings, handle._data))
+        handle._data = await self._run(
+            refresh_flow(self._settings, handle._data), handle=handle
+        )
         return handle
 
     async def wait(
@@ -1016,7 +1034,7 @@ class AsyncClient(_BaseClient):
             return on_update(handle) if on_update is not None else None
 
         handle._data = await self._run(
-            wait_flow(self._settings, handle._data, timeout=timeout, poll=poll), updated
+            wait_flow(self._settings, handle._data, timeout=timeout, poll=poll), updated, handle
         )
         raise_for_outcome(handle._data, lambda _: handle)
         return handle
@@ -1036,7 +1054,9 @@ class AsyncClient(_BaseClient):
             APIError: When the provider refuses.
         """
         handle: AsyncJob = self._handle(job, kind)
-        handle._data = await self._run(cancel_flow(self._settings, handle._data))
+        handle._data = await self._run(
+            cancel_flow(self._settings, handle._data), handle=handle
+        )
         return handle
 
     async def download(

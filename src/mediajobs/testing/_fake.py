@@ -232,7 +232,8 @@ class _Incoming:
         """Strings a ``fake:<preset>`` may hide in: prompt, input, model, content texts."""
         fields = self.fields
         found = [fields.get(key) for key in ("prompt", "input", "model")]
-        for part in fields.get("content") or []:
+        content = fields.get("content")
+        for part in content if isinstance(content, list) else []:
             if isinstance(part, dict):
                 found.append(part.get("text"))
         return [text for text in found if isinstance(text, str)]
@@ -243,9 +244,10 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], di
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     form: dict[str, str] = {}
     files: dict[str, int] = {}
-    for part in message.iter_parts() if message.is_multipart() else ():  # type: ignore[attr-defined]
+    for part in message.iter_parts() if message.is_multipart() else ():
         name = str(part.get_param("name", header="content-disposition") or "")
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        payload = payload if isinstance(payload, bytes) else b""
         if part.get_filename() is None:
             form[name] = payload.decode("utf-8", "replace")
         else:
@@ -375,7 +377,11 @@ class _TheRouter(_Wire):
         "speech": "aud",
         "transcription": "aud",
     }
-    _objects: ClassVar[Mapping[str, str]] = {"img": "image_job", "vid": "video_job", "aud": "audio_job"}
+    _objects: ClassVar[Mapping[str, str]] = {
+        "img": "image_job",
+        "vid": "video_job",
+        "aud": "audio_job",
+    }
     _files: ClassVar[Mapping[str, str]] = {"image_edit": "image", "transcription": "file"}
 
     def validate(self, kind: str, incoming: _Incoming) -> str | None:
@@ -454,11 +460,13 @@ class _WorldRouter(_Wire):
         return super().raw(job, stage)
 
     def validate(self, kind: str, incoming: _Incoming) -> str | None:
+        if problem := super().validate(kind, incoming):
+            return problem
         if incoming.fields.get("response_format", "url") != "url":
             return "'response_format' must be 'url' for generation tasks."
         if not isinstance(incoming.fields.get("prompt"), str):
             return "'prompt' is required."
-        return super().validate(kind, incoming)
+        return None
 
     def new_id(self, kind: str) -> str:
         return f"{'vid' if kind == 'video' else 'img'}task_{secrets.token_hex(12)}"
@@ -511,6 +519,8 @@ class _OpenRouter(_Wire):
         return {"error": {"code": status, "message": message}}
 
     def validate(self, kind: str, incoming: _Incoming) -> str | None:
+        if problem := super().validate(kind, incoming):
+            return problem
         fields = incoming.fields
         duration = fields.get("duration")
         if duration is not None and (
@@ -520,7 +530,7 @@ class _OpenRouter(_Wire):
         callback = fields.get("callback_url")
         if callback is not None and not str(callback).startswith("https://"):
             return "'callback_url' must be an https URL."
-        return super().validate(kind, incoming)
+        return None
 
     def new_id(self, kind: str) -> str:
         return f"vj_{secrets.token_hex(12)}"
@@ -631,16 +641,15 @@ class _OneRouter(_Wire):
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         return {"code": status, "message": message, "data": None}
 
-    def strip(self, body: dict[str, Any]) -> dict[str, Any]:
-        return super().strip(body)
-
     def validate(self, kind: str, incoming: _Incoming) -> str | None:
+        if problem := super().validate(kind, incoming):
+            return problem
         content = incoming.fields.get("content")
-        texts = [p for p in content if isinstance(p, dict)] if isinstance(content, list) else []
-        if not any(p.get("type") == "text" and isinstance(p.get("text"), str) for p in texts):
-            hint = "" if incoming.json is None else " (TheRouter requests need ?async=true)"
+        parts = [p for p in content if isinstance(p, dict)] if isinstance(content, list) else []
+        if not any(p.get("type") == "text" and isinstance(p.get("text"), str) for p in parts):
+            hint = " (TheRouter requests need ?async=true)" if "prompt" in incoming.fields else ""
             return f"'content' must hold a text part{hint}."
-        return super().validate(kind, incoming)
+        return None
 
     def kind_of(self, kind: str, incoming: _Incoming) -> str:
         fields = incoming.fields
@@ -968,10 +977,10 @@ class FakeProvider:
             return httpx.Response(200, headers={"Content-Type": "text/html"}, content=page)
         drop = None
         method = incoming.request.method
-        if scenario.drop_download_after is not None and method == "GET":
-            if artifact.index not in job.dropped:
-                job.dropped.add(artifact.index)
-                drop = scenario.drop_download_after
+        first = artifact.index not in job.dropped
+        if scenario.drop_download_after is not None and method == "GET" and first:
+            job.dropped.add(artifact.index)
+            drop = scenario.drop_download_after
         return artifact_response(
             artifact.body(), incoming.request, ignore_range=scenario.ignore_range, drop_after=drop
         )
@@ -997,8 +1006,10 @@ class FakeProvider:
         if action == "models" and isinstance(wire, _OpenRouter):
             return wire.models()
         job = self.jobs.get(job_id or "")
-        if job is None or job.provider != provider or (
-            action == "poll" and job.poll_path != incoming.path
+        if (
+            job is None
+            or job.provider != provider
+            or (action == "poll" and job.poll_path != incoming.path)
         ):
             return wire.error(404, f"Job {job_id} not found.")
         if action == "poll":
@@ -1037,7 +1048,9 @@ class FakeProvider:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=incoming.request
             )
-        return self._answer(wire, scenario, "submit", wire.submit_code, wire.submit_body(job))
+        return self._answer(
+            wire, scenario, "submit", wire.submit_body(job), status=wire.submit_code
+        )
 
     def _create_job(
         self, wire: _Wire, kind: str, model: str, fields: dict[str, Any], scenario: Scenario
@@ -1063,7 +1076,7 @@ class FakeProvider:
             created=self.clock(),
             created_unix=time.time(),
         )
-        self._advance(job)
+        job.raw_status = wire.raw(job, job.status)
         self.jobs[job_id] = job
         return job
 
@@ -1079,7 +1092,7 @@ class FakeProvider:
         job.answered += 1
         self._advance(job)
         hint = {"Retry-After": scenario.poll_retry_after} if scenario.poll_retry_after else {}
-        return self._answer(wire, scenario, "poll", 200, wire.job_body(job), hint)
+        return self._answer(wire, scenario, "poll", wire.job_body(job), headers=hint)
 
     def _cancel(self, wire: _Wire, job: FakeJob) -> httpx.Response:
         if job.status in _TERMINAL:
@@ -1093,8 +1106,9 @@ class FakeProvider:
         wire: _Wire,
         scenario: Scenario,
         place: str,
-        status: int,
         body: dict[str, Any],
+        *,
+        status: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         if place in scenario.malformed:
@@ -1108,23 +1122,28 @@ class FakeProvider:
 
     def _advance(self, job: FakeJob) -> None:
         """Bring a job's shown status up to date with its scenario and the clock."""
+        stage = self._stage(job)
+        if stage != job.status:
+            now = time.time()
+            job.started_unix = job.started_unix or now
+            if stage in _TERMINAL and job.finished_unix is None:
+                job.finished_unix = now
+        job.status = stage
+        job.raw_status = self._wires[job.provider].raw(job, stage)
+
+    def _stage(self, job: FakeJob) -> str:
+        """The job's normalized status now: polls move it on, or the clock does."""
         scenario = job.scenario
         timeline = (*scenario.steps, scenario.outcome)
         if job.cancelled:
-            stage = "cancelled"
-        elif scenario.seconds_per_step is not None:
-            elapsed = self.clock() - job.created
-            stage = timeline[min(int(elapsed // scenario.seconds_per_step), len(timeline) - 1)]
+            return "cancelled"
+        if scenario.seconds_per_step is not None:
+            step = int((self.clock() - job.created) // scenario.seconds_per_step)
+        elif job.answered == 0:
+            return "queued"
         else:
-            step = max(job.answered - 1, 0) // scenario.polls_per_step
-            stage = timeline[min(step, len(timeline) - 1)]
-        now = time.time()
-        if job.raw_status and stage != job.status and job.started_unix is None:
-            job.started_unix = now
-        if stage in _TERMINAL and job.finished_unix is None:
-            job.finished_unix = now
-        job.status = stage
-        job.raw_status = self._wires[job.provider].raw(job, stage)
+            step = (job.answered - 1) // scenario.polls_per_step
+        return timeline[min(step, len(timeline) - 1)]
 
     def _storage(self, incoming: _Incoming) -> httpx.Response:
         request, path = incoming.request, incoming.path

@@ -45,7 +45,7 @@ def extension_for(content_type: str) -> str:
     Returns:
         The extension with its dot.
     """
-    return _EXTENSIONS.get(content_type.split(";")[0].strip().lower(), ".bin")
+    return _EXTENSIONS.get(content_type.partition(";")[0].strip().lower(), ".bin")
 
 
 _Segment = tuple[int, Callable[[int, int], Iterator[bytes]]]

@@ -1,0 +1,914 @@
+"""The ``mediajobs`` command: submit, watch, download and cancel jobs from a shell.
+
+Run ``mediajobs --help`` for the commands; ``docs/cli.md`` has examples. Importing this module
+is cheap: rich (the ``cli`` extra), the fake provider and uvicorn are imported only by the
+commands that draw or serve, and every command works without rich, writing plain lines.
+
+Stdout carries results (a job, its files, a model list) and nothing else; live status lines,
+progress bars and error messages go to stderr. With ``--json`` stdout carries exactly one
+JSON object per job (or one error object) and nothing else.
+"""
+
+# Lazy imports are the point of this module: rich, uvicorn and the fake load only when used.
+# ruff: noqa: PLC0415
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from ._client import Client
+from ._exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    JobError,
+    MediaJobsError,
+    UnsupportedError,
+    WaitTimeoutError,
+)
+from ._models import KINDS
+from ._policy import PollPolicy
+from ._version import __version__
+from .dialects import DIALECTS
+
+if TYPE_CHECKING:
+    from ._client import Job
+    from .testing import FakeServer
+
+__all__ = [
+    "EXIT_API_ERROR",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_JOB_FAILED",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "build_parser",
+    "exit_code_for",
+    "main",
+]
+
+EXIT_OK = 0
+"""The command did what was asked."""
+EXIT_JOB_FAILED = 1
+"""The job failed, was cancelled or expired (:class:`~mediajobs.JobError`)."""
+EXIT_USAGE = 2
+"""Bad arguments, missing key or provider, or an operation the provider lacks."""
+EXIT_TIMEOUT = 3
+"""``--timeout`` passed before the job finished; it keeps running at the provider."""
+EXIT_API_ERROR = 4
+"""The provider refused, the network failed, an answer was malformed or a download broke."""
+EXIT_INTERNAL = 70
+"""An unexpected error: a bug in mediajobs (the traceback is printed)."""
+EXIT_INTERRUPTED = 130
+"""Interrupted with Ctrl-C."""
+
+ENV_PROVIDER = "MEDIAJOBS_PROVIDER"
+ENV_BASE_URL = "MEDIAJOBS_BASE_URL"
+ENV_POLL_INTERVAL = "MEDIAJOBS_POLL_INTERVAL"
+
+DEMO_DIR = "mediajobs-demo"
+DEMO_ARTIFACT_SIZE = 256 * 1024
+DEMO_POLL = PollPolicy(initial=0.2, factor=1.5, max_interval=0.5, jitter=0.0)
+DEFAULT_MODELS: dict[tuple[str, str], str] = {
+    ("therouter", "image"): "openai/gpt-image-1",
+    ("worldrouter", "image"): "gpt-image-2",
+    ("openrouter", "video"): "google/veo-3.1",
+    ("onerouter", "video"): "bytedance/seedance",
+}
+"""(provider, kind) → the model ``submit`` uses without ``--model``; also the demo's jobs."""
+DEMO_PROMPTS: dict[str, str] = {
+    "therouter": "a lighthouse at dawn, watercolor",
+    "worldrouter": "a red fox in fresh snow",
+    "openrouter": "waves rolling onto a beach",
+    "onerouter": "a paper boat drifting down a stream",
+}
+
+_EPILOG = f"""\
+global options may come before or after the command.
+
+environment:
+  {ENV_PROVIDER}      provider when --provider is not given
+  {ENV_BASE_URL}      base URL when --base-url is not given
+  {ENV_POLL_INTERVAL} poll interval in seconds when --poll-interval is not given
+  THEROUTER_API_KEY, WORLDROUTER_API_KEY, OPENROUTER_API_KEY, ONEROUTER_API_KEY
+                          the key when --api-key is not given (preferred: argv is visible
+                          to other users of the machine)
+
+exit codes:
+  {EXIT_OK}    success
+  {EXIT_JOB_FAILED}    the job failed, was cancelled or expired
+  {EXIT_USAGE}    usage error, missing key or provider, unsupported kind or operation
+  {EXIT_TIMEOUT}    --timeout passed first (the job keeps running: `mediajobs wait ID`)
+  {EXIT_API_ERROR}    API, connection, protocol or download error
+  {EXIT_INTERNAL}   internal error (a bug: please report it)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+
+Try `mediajobs demo`: four jobs on the built-in fake provider, no key and no network.
+"""
+
+_GLOBAL_DEFAULTS: dict[str, Any] = {
+    "provider": None,
+    "api_key": None,
+    "base_url": None,
+    "json": False,
+    "verbose": False,
+    "poll_interval": None,
+}
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _param(text: str) -> tuple[str, Any]:
+    """Parse ``--param key=value``; the value is JSON when it parses, else the string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if key in ("model", "prompt", "kind"):
+        raise argparse.ArgumentTypeError(f"use --{key}, not --param {key}=...")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+def _seconds(text: str) -> float:
+    """Parse a non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def _global_options() -> argparse.ArgumentParser:
+    """The options every command accepts, before or after the command name."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("global options")
+    # SUPPRESS keeps a value given before the command from being reset by the subparser.
+    default = argparse.SUPPRESS
+    group.add_argument(
+        "--provider",
+        choices=sorted(DIALECTS),
+        default=default,
+        help=f"the router (default: ${ENV_PROVIDER})",
+    )
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=default,
+        help="API key (default: the provider's variable, e.g. $OPENROUTER_API_KEY)",
+    )
+    group.add_argument(
+        "--base-url",
+        metavar="URL",
+        default=default,
+        help=f"replace the provider's hosts, e.g. a fake server (default: ${ENV_BASE_URL})",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=default,
+        help="machine output: one JSON object per job (or error) on stdout",
+    )
+    group.add_argument(
+        "--poll-interval",
+        metavar="S",
+        type=_seconds,
+        default=default,
+        help=f"poll every S seconds instead of the provider's backoff (${ENV_POLL_INTERVAL})",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log HTTP requests and error causes to stderr",
+    )
+    return parent
+
+
+def _add_wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout", metavar="S", type=_seconds, help="give up waiting after S seconds (exit 3)"
+    )
+
+
+def _add_out_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        required=required,
+        help="download the artifacts into DIR" + ("" if required else " (implies waiting)"),
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace files that already exist in DIR"
+    )
+
+
+def _add_kind_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        help="the job's kind, where the provider's status route depends on it "
+        "(WorldRouter, OneRouter: image or video)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``mediajobs`` argument parser.
+
+    Returns:
+        The parser; ``args.command`` names the command, ``args.handler`` runs it.
+    """
+    common = _global_options()
+    parser = argparse.ArgumentParser(
+        prog="mediajobs",
+        description="Submit, watch and download long media-generation jobs on AI routers.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"mediajobs {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=[common],
+            epilog="Global options may come before or after the command; "
+            "exit codes and environment: mediajobs --help.",
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    submit = command("submit", _cmd_submit, "create a job (and optionally wait and download)")
+    submit.add_argument("kind", choices=KINDS, metavar="KIND", help=", ".join(KINDS))
+    defaults = ", ".join(f"{m} ({p} {k})" for (p, k), m in DEFAULT_MODELS.items())
+    submit.add_argument("--model", help=f"the model; default only for: {defaults}")
+    submit.add_argument("--prompt", help="the prompt")
+    submit.add_argument(
+        "--param",
+        metavar="KEY=VALUE",
+        type=_param,
+        action="append",
+        default=[],
+        help="a provider parameter (repeatable); VALUE is JSON when it parses, else a string",
+    )
+    submit.add_argument(
+        "--image", metavar="PATH", type=Path, action="append", help="an input image (repeatable)"
+    )
+    submit.add_argument("--file", metavar="PATH", type=Path, help="an input file (audio)")
+    submit.add_argument("--wait", action="store_true", help="wait until the job is finished")
+    _add_wait_options(submit)
+    _add_out_options(submit)
+
+    status = command("status", _cmd_status, "show a job's current state")
+    status.add_argument("id", metavar="ID", help="the job id")
+    _add_kind_option(status)
+
+    wait = command("wait", _cmd_wait, "wait for a job to finish (and optionally download)")
+    wait.add_argument("id", metavar="ID", help="the job id")
+    _add_kind_option(wait)
+    _add_wait_options(wait)
+    _add_out_options(wait)
+
+    download = command("download", _cmd_download, "download a finished job's artifacts")
+    download.add_argument("id", metavar="ID", help="the job id")
+    _add_kind_option(download)
+    _add_out_options(download, required=True)
+
+    cancel = command("cancel", _cmd_cancel, "cancel a job (where the provider can)")
+    cancel.add_argument("id", metavar="ID", help="the job id")
+    _add_kind_option(cancel)
+
+    command("models", _cmd_models, "list the provider's video models (OpenRouter)")
+
+    serve = command(
+        "serve-fake", _cmd_serve_fake, "serve the fake provider on loopback (testing extra)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
+    serve.add_argument(
+        "--storage-port", type=int, help="storage port (default: port + 1; 0 picks one)"
+    )
+
+    demo = command(
+        "demo", _cmd_demo, "one job per provider on the built-in fake: no key, no network"
+    )
+    demo.add_argument(
+        "--out", metavar="DIR", type=Path, default=Path(DEMO_DIR), help=f"default ./{DEMO_DIR}"
+    )
+    return parser
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    for name, value in _GLOBAL_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
+    return args
+
+
+# ----------------------------------------------------------------------------- display
+
+
+OnUpdate = Callable[[Any], None]
+OnProgress = Callable[[int, int | None], None]
+
+
+class _Display(Protocol):
+    """Live decoration on stderr: a status line while waiting, a bar while downloading."""
+
+    def watch(self, job: Job | None, label: str) -> AbstractContextManager[OnUpdate]:
+        """Show the job's status until the block ends; yields the ``on_update`` callback."""
+
+    def transfer(self, label: str) -> AbstractContextManager[OnProgress]:
+        """Show download progress until the block ends; yields the ``on_progress`` callback."""
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+
+
+class _PlainDisplay:
+    """Plain lines on stderr, for pipes, CI logs and machines without rich."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._lock = threading.Lock()
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            print(text, file=self._stream, flush=True)
+
+    @contextmanager
+    def watch(self, job: Job | None, label: str) -> Iterator[OnUpdate]:
+        start = time.monotonic()
+        prefix = f"{label}: " if label else ""
+
+        def on_update(current: Any) -> None:
+            self._line(f"{prefix}status: {current.status} ({_duration(time.monotonic() - start)})")
+
+        if job is not None:
+            on_update(job)
+        yield on_update
+
+    @contextmanager
+    def transfer(self, label: str) -> Iterator[OnProgress]:
+        prefix = f"{label}: " if label else ""
+        start = time.monotonic()
+        state = {"done": 0, "shown": start}
+
+        def on_progress(done: int, total: int | None) -> None:
+            now = time.monotonic()
+            state["done"] = done
+            if now - state["shown"] < 2.0:  # one line every 2 s at most
+                return
+            state["shown"] = now
+            share = f" of {_size(total)} ({100 * done // total}%)" if total else ""
+            self._line(f"{prefix}downloading {_size(done)}{share}")
+
+        yield on_progress
+        elapsed = _duration(time.monotonic() - start)
+        self._line(f"{prefix}downloaded {_size(state['done'])} ({elapsed})")
+
+
+class _RichDisplay:
+    """A spinner with elapsed time while waiting and a progress bar while downloading."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self._console = Console(stderr=True)
+
+    @contextmanager
+    def watch(self, job: Job | None, label: str) -> Iterator[OnUpdate]:
+        from rich.markup import escape
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        prefix = f"{escape(label)} " if label else ""
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self._console,
+            transient=True,
+        ) as progress:
+            described = job.id if job is not None else "job"
+            task = progress.add_task(f"{prefix}{escape(described)} waiting", total=None)
+
+            def on_update(current: Any) -> None:
+                text = f"{prefix}{escape(current.id)} [bold]{current.status}[/]"
+                progress.update(task, description=text)
+                elapsed = _duration(progress.tasks[0].elapsed or 0.0)
+                progress.console.print(f"  {text} [dim]({elapsed})[/]", highlight=False)
+
+            if job is not None:
+                on_update(job)
+            yield on_update
+
+    @contextmanager
+    def transfer(self, label: str) -> Iterator[OnProgress]:
+        from rich.markup import escape
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(escape(label or "downloading"), total=None)
+
+            def on_progress(done: int, total: int | None) -> None:
+                progress.update(task, completed=done, total=total)
+
+            yield on_progress
+
+
+def _make_display() -> _Display:
+    """Rich on an interactive stderr when rich is installed, plain lines otherwise."""
+    if sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+        try:
+            return _RichDisplay()
+        except ImportError:
+            pass
+    return _PlainDisplay()
+
+
+# ----------------------------------------------------------------------------- output
+
+
+class _Output:
+    """Everything the CLI writes: results on stdout, decoration and errors on stderr."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.json = bool(args.json)
+        self.verbose = bool(args.verbose)
+        self._secret: str | None = args.api_key
+        self.display: _Display = _make_display()
+        self.current: Job | None = None
+        """The job being waited on or downloaded, named if the user interrupts."""
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def out(self, text: str) -> None:
+        """Write a result line to stdout."""
+        print(self._redact(text), flush=True)
+
+    def err(self, text: str) -> None:
+        """Write a message line to stderr."""
+        print(self._redact(text), file=sys.stderr, flush=True)
+
+    def emit(self, obj: Any) -> None:
+        """Write one JSON document to stdout."""
+        self.out(json.dumps(obj, ensure_ascii=False))
+
+    def job(self, job: Job, paths: Sequence[Path] | None = None) -> None:
+        """Show a job: its JSON object, or a summary line and the details that are set.
+
+        Args:
+            job: The job.
+            paths: The files it was downloaded to, if it was.
+        """
+        if self.json:
+            data = job.to_dict()
+            if paths is not None:
+                data["paths"] = [str(p) for p in paths]
+            self.emit(data)
+            return
+        what = " ".join(x for x in (job.provider, job.kind, job.model) if x)
+        lines = [f"{job.id}  {job.status}  ({what})"]
+        if job.raw_status != job.status.value and (self.verbose or not job.done):
+            lines.append(f"  raw status  {job.raw_status}")
+        if job.error is not None:
+            code = f" [{job.error.code}]" if job.error.code else ""
+            lines.append(f"  error       {job.error.message}{code}")
+        if job.cost is not None:
+            lines.append(f"  cost        {job.cost:g}")
+        for label, when in (("created", job.created_at), ("completed", job.completed_at)):
+            if when is not None:
+                lines.append(f"  {label:<11} {when.isoformat()}")
+        if paths is not None:
+            lines.extend(f"  saved       {p} ({_size(p.stat().st_size)})" for p in paths)
+        else:
+            for artifact in job.artifacts:
+                media = f" {artifact.media_type}" if artifact.media_type else ""
+                lines.append(f"  artifact    #{artifact.index}{media} {artifact.url}")
+        self.out("\n".join(lines))
+
+    def error(self, exc: BaseException, code: int) -> None:
+        """Report an error: a JSON error object on stdout with ``--json``, else stderr lines.
+
+        Args:
+            exc: The error.
+            code: The exit code it maps to.
+        """
+        job = getattr(exc, "job", None)
+        if self.json:
+            body: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+            if job is not None and hasattr(job, "to_dict"):
+                body["job"] = job.to_dict()
+            body["exit_code"] = code
+            self.emit({"error": body})
+        else:
+            self.err(f"error: {exc}")
+            hint = _hint(exc)
+            if hint:
+                self.err(f"hint: {hint}")
+        if self.verbose:
+            cause = exc.__cause__
+            while cause is not None:
+                self.err(f"  caused by {type(cause).__name__}: {cause}")
+                cause = cause.__cause__
+
+
+def _hint(exc: BaseException) -> str | None:
+    job = getattr(exc, "job", None)
+    if isinstance(exc, WaitTimeoutError) and job is not None:
+        return f"the job keeps running at the provider; resume with `mediajobs wait {job.id}`"
+    if isinstance(exc, AuthenticationError):
+        return "check --api-key or the provider's API key variable"
+    if isinstance(exc, ConfigurationError) and "API key" in str(exc):
+        return "pass --api-key KEY, or set the variable named above"
+    return None
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+_EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...] = (
+    (JobError, EXIT_JOB_FAILED),
+    (WaitTimeoutError, EXIT_TIMEOUT),
+    ((ConfigurationError, UnsupportedError), EXIT_USAGE),
+    ((MediaJobsError, OSError), EXIT_API_ERROR),
+    (KeyboardInterrupt, EXIT_INTERRUPTED),
+)
+"""Error class → exit code, most specific first (APIError, APIConnectionError, ProtocolError and
+DownloadError are the remaining MediaJobsError kinds; OSError covers local file trouble)."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """Return the exit code that reports an error.
+
+    Args:
+        exc: The error.
+
+    Returns:
+        1 job failed/cancelled/expired, 2 configuration or unsupported, 3 wait timeout,
+        4 API/connection/protocol/download (or local I/O) error, 130 interrupted, and
+        70 for anything else (a bug).
+    """
+    for classes, code in _EXIT_CODES:
+        if isinstance(exc, classes):
+            return code
+    return EXIT_INTERNAL
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _make_client(
+    args: argparse.Namespace, *, provider: str | None = None, **overrides: Any
+) -> Client:
+    """Build the client the global options describe.
+
+    Args:
+        args: The parsed arguments.
+        provider: The provider, instead of ``--provider`` or the environment.
+        **overrides: Client arguments that replace the ones derived from ``args``.
+
+    Returns:
+        The client (a context manager).
+
+    Raises:
+        ConfigurationError: Without a provider or a key, or with a bad base URL.
+    """
+    provider = provider or args.provider or os.environ.get(ENV_PROVIDER)
+    if not provider:
+        raise ConfigurationError(f"no provider: pass --provider or set {ENV_PROVIDER}")
+    options: dict[str, Any] = {
+        "api_key": args.api_key,
+        "base_url": args.base_url or os.environ.get(ENV_BASE_URL) or None,
+    }
+    interval = _poll_interval(args)
+    if interval is not None:
+        options["poll"] = PollPolicy.fixed(interval)
+    options.update(overrides)
+    return Client(provider, **options)
+
+
+def _poll_interval(args: argparse.Namespace) -> float | None:
+    """``--poll-interval``, else the environment, else ``None`` (the provider's backoff)."""
+    if args.poll_interval is not None:
+        return float(args.poll_interval)
+    text = os.environ.get(ENV_POLL_INTERVAL)
+    if not text:
+        return None
+    try:
+        return _seconds(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigurationError(f"{ENV_POLL_INTERVAL}: {exc}") from None
+
+
+def _model(client: Client, kind: str, model: str | None, out: _Output) -> str:
+    """The ``--model``, else the default for this provider and kind.
+
+    Raises:
+        ConfigurationError: Without ``--model`` where there is no default.
+    """
+    if model:
+        return model
+    default = DEFAULT_MODELS.get((client.provider, kind))
+    if default is None:
+        raise ConfigurationError(f"--model is required for {client.provider} {kind} jobs")
+    if not out.json:
+        out.err(f"no --model given: using {default}")
+    return default
+
+
+def _wait(
+    client: Client,
+    out: _Output,
+    job: Job | str,
+    *,
+    timeout: float | None,
+    kind: str | None = None,
+    label: str = "",
+) -> Job:
+    """Wait for a job with a live status line.
+
+    Raises:
+        JobError: The job did not succeed.
+        WaitTimeoutError: ``timeout`` passed first.
+        MediaJobsError: The provider or the network failed.
+    """
+    handle = job if not isinstance(job, str) else client.get(job, kind=kind)
+    out.current = handle
+    with out.display.watch(handle, label) as on_update:
+        return client.wait(handle, timeout=timeout, on_update=on_update)
+
+
+def _download(
+    client: Client,
+    out: _Output,
+    job: Job | str,
+    dest: Path,
+    *,
+    overwrite: bool,
+    kind: str | None = None,
+    label: str = "",
+) -> list[Path]:
+    """Download a job's artifacts with a progress bar.
+
+    Raises:
+        DownloadError: An artifact could not be fetched or written.
+        JobError: The job did not succeed.
+    """
+    with out.display.transfer(label) as on_progress:
+        return client.download(job, dest, on_progress=on_progress, overwrite=overwrite, kind=kind)
+
+
+def _finish(client: Client, out: _Output, args: argparse.Namespace, job: Job | str) -> int:
+    """Wait for a job, download it when ``--out`` was given, and show it (submit, wait)."""
+    done = _wait(client, out, job, timeout=args.timeout, kind=getattr(args, "kind", None))
+    paths = _download(client, out, done, args.out, overwrite=args.overwrite) if args.out else None
+    out.job(done, paths)
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _cmd_submit(args: argparse.Namespace, out: _Output) -> int:
+    params: dict[str, Any] = dict(args.param)
+    if args.image:
+        params["image"] = args.image[0] if len(args.image) == 1 else list(args.image)
+    if args.file:
+        params["file"] = args.file
+    with _make_client(args) as client:
+        client.dialect.check_kind(args.kind)
+        model = _model(client, args.kind, args.model, out)
+        job = client.submit(args.kind, model=model, prompt=args.prompt, **params)
+        if not (args.wait or args.out):
+            out.job(job)
+            return EXIT_OK
+        if not out.json:
+            out.err(f"submitted {job.provider} job {job.id}")
+        return _finish(client, out, args, job)
+
+
+def _cmd_status(args: argparse.Namespace, out: _Output) -> int:
+    with _make_client(args) as client:
+        out.job(client.get(args.id, kind=args.kind))
+    return EXIT_OK
+
+
+def _cmd_wait(args: argparse.Namespace, out: _Output) -> int:
+    with _make_client(args) as client:
+        return _finish(client, out, args, args.id)
+
+
+def _cmd_download(args: argparse.Namespace, out: _Output) -> int:
+    with _make_client(args) as client:
+        job = client.get(args.id, kind=args.kind)
+        out.current = job
+        paths = _download(client, out, job, args.out, overwrite=args.overwrite)
+        out.job(job, paths)
+    return EXIT_OK
+
+
+def _cmd_cancel(args: argparse.Namespace, out: _Output) -> int:
+    with _make_client(args) as client:
+        out.job(client.cancel(args.id, kind=args.kind))
+    return EXIT_OK
+
+
+def _cmd_models(args: argparse.Namespace, out: _Output) -> int:
+    with _make_client(args) as client:
+        models = client.models()
+    if out.json:
+        out.emit({"models": models})
+        return EXIT_OK
+    for model in models:
+        out.out(_model_line(model))
+    return EXIT_OK
+
+
+def _model_line(model: dict[str, Any]) -> str:
+    facts = []
+    if model.get("supported_durations"):
+        facts.append("durations " + ", ".join(f"{d}s" for d in model["supported_durations"]))
+    if model.get("supported_resolutions"):
+        facts.append(", ".join(str(r) for r in model["supported_resolutions"]))
+    line = f"{model.get('id', '?'):<28} {model.get('name') or ''}"
+    return f"{line}  ({'; '.join(facts)})" if facts else line
+
+
+def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
+    try:
+        import uvicorn  # noqa: F401  - only to fail early with a clear message
+    except ImportError:
+        raise ConfigurationError(
+            "serve-fake needs uvicorn: pip install 'mediajobs[testing]'"
+        ) from None
+    from .testing import FakeProvider, serve
+
+    key = args.api_key or "test-key"
+    storage_port = args.storage_port
+    if storage_port is None:
+        storage_port = args.port + 1 if args.port else 0
+
+    shown_key = "<your --api-key>" if args.api_key else key
+
+    def ready(server: FakeServer) -> None:
+        if out.json:
+            out.emit({"base_url": server.base_url, "storage_url": server.storage_url})
+            return
+        out.out(
+            f"mediajobs fake provider at {server.base_url} (storage at {server.storage_url})\n"
+            f"point a client at it with --base-url {server.base_url} and --api-key {shown_key},"
+            f" e.g.\n  mediajobs submit video --provider openrouter --base-url {server.base_url}"
+            f" --api-key {shown_key} --prompt hi --wait --out out/\n"
+            "it speaks all four providers' APIs; Ctrl-C stops it"
+        )
+
+    serve(
+        args.host,
+        args.port,
+        storage_port=storage_port,
+        fake=FakeProvider(api_key=key),
+        on_ready=ready,
+    )
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace, out: _Output) -> int:
+    from .testing import FakeProvider, Scenario
+
+    fake = FakeProvider(scenario=Scenario(artifact_size=DEMO_ARTIFACT_SIZE))
+    started = time.monotonic()
+    if not out.json:
+        out.err(
+            f"mediajobs demo: {len(DEFAULT_MODELS)} jobs on the built-in fake provider "
+            "(in-process: no key, no network)"
+        )
+    files: list[Path] = []
+    with httpx.Client(transport=fake.transport()) as http:
+        for (provider, kind), model in DEFAULT_MODELS.items():
+            with _make_client(
+                args,
+                provider=provider,
+                api_key=fake.api_key,
+                base_url=fake.api_origin,
+                http_client=http,
+                poll=DEMO_POLL,
+            ) as client:
+                job = client.submit(kind, model=model, prompt=DEMO_PROMPTS[provider])
+                label = f"{provider} {kind}"
+                done = _wait(client, out, job, timeout=60, label=label)
+                paths = _download(client, out, done, args.out, overwrite=True, label=label)
+                files.extend(paths)
+                out.job(done, paths)
+    if not out.json:
+        total = sum(p.stat().st_size for p in files)
+        out.out(
+            f"demo done: {len(DEFAULT_MODELS)} jobs succeeded, {len(files)} files, {_size(total)} "
+            f"in {args.out}{os.sep} ({_duration(time.monotonic() - started)})"
+        )
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def _configure_logging(verbose: bool) -> None:
+    if not verbose:
+        return
+
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("mediajobs").setLevel(logging.DEBUG)
+    logging.getLogger("httpx").setLevel(logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mediajobs`` command.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code (see :data:`EXIT_OK` and the other ``EXIT_*`` values).
+
+    Raises:
+        SystemExit: From argparse, with code 2, on a usage error (or 0 for ``--help``).
+    """
+    args = _parse(argv)
+    _configure_logging(args.verbose)
+    out = _Output(args)
+    try:
+        code: int = args.handler(args, out)
+    except KeyboardInterrupt as exc:
+        if out.current is not None:
+            out.err(
+                f"\ninterrupted; job {out.current.id} keeps running at the provider: "
+                f"`mediajobs wait {out.current.id}` resumes"
+            )
+        else:
+            out.err("\ninterrupted")
+        return exit_code_for(exc)
+    except (MediaJobsError, OSError) as exc:
+        code = exit_code_for(exc)
+        out.error(exc, code)
+        return code
+    except Exception as exc:
+        traceback.print_exc()
+        out.err(f"internal error ({type(exc).__name__}): please report this bug")
+        return EXIT_INTERNAL
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
