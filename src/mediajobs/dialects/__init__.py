@@ -8,7 +8,15 @@ from .openrouter import OpenRouter
 from .therouter import TheRouter
 from .worldrouter import WorldRouter
 
-__all__ = ["DIALECTS", "Dialect", "OneRouter", "OpenRouter", "TheRouter", "UnknownStatusWarning", "WorldRouter"]
+__all__ = [
+    "DIALECTS",
+    "Dialect",
+    "OneRouter",
+    "OpenRouter",
+    "TheRouter",
+    "UnknownStatusWarning",
+    "WorldRouter",
+]
 
 DIALECTS: dict[str, type[Dialect]] = {
     "therouter": TheRouter,

@@ -11,10 +11,11 @@ To add a provider without forking, subclass :class:`Dialect` and pass an instanc
 from __future__ import annotations
 
 import json
+import posixpath
 import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -27,11 +28,67 @@ from .._exceptions import (
 from .._models import Artifact, JobData, JobErrorInfo, JobStatus, parse_time
 from .._policy import PollPolicy
 
-__all__ = ["Dialect", "UnknownStatusWarning", "origin_of"]
+__all__ = [
+    "EXTENSION_MEDIA_TYPES",
+    "Dialect",
+    "UnknownStatusWarning",
+    "is_input_file",
+    "media_type_of",
+    "origin_of",
+]
 
 T = TypeVar("T")
 
 _MISSING = object()
+
+
+EXTENSION_MEDIA_TYPES: dict[str, str] = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".mov": "video/quicktime",
+    ".mp3": "audio/mpeg",
+    ".wav": "audio/wav",
+    ".opus": "audio/opus",
+    ".aac": "audio/aac",
+    ".flac": "audio/flac",
+    ".json": "application/json",
+    ".txt": "text/plain",
+    ".srt": "application/x-subrip",
+    ".vtt": "text/vtt",
+}
+"""Media type by URL extension, for the formats the providers' models produce."""
+
+
+def media_type_of(url: str, default: str | None = None) -> str | None:
+    """Guess an artifact's media type from its URL's extension.
+
+    Args:
+        url: The artifact URL (the query string is ignored).
+        default: Returned when the extension is unknown.
+
+    Returns:
+        The media type, or ``default``.
+    """
+    extension = posixpath.splitext(urlsplit(url).path)[1].lower()
+    return EXTENSION_MEDIA_TYPES.get(extension, default)
+
+
+def is_input_file(value: Any) -> bool:
+    """Tell whether a parameter holds read input files (tuples), not a URL left as a string.
+
+    Args:
+        value: The parameter's value.
+
+    Returns:
+        ``True`` for a ``(filename, bytes, content_type)`` tuple or a non-empty list of them.
+    """
+    items = value if isinstance(value, list) else [value]
+    return bool(items) and all(isinstance(item, tuple) for item in items)
 
 
 class UnknownStatusWarning(UserWarning):
@@ -144,6 +201,25 @@ class Dialect:
             The absolute URL.
         """
         return urljoin(self.hosts[role].rstrip("/") + "/", url)
+
+    def get_request(self, server_url: str | None, path: str, role: str = "api") -> httpx.Request:
+        """Build a GET of a server-given URL when it is on an API host, else of ``path``.
+
+        Servers hand out polling URLs; following them keeps relative and moved routes working,
+        but only API hosts may receive the key, so any other URL (or none) falls back to the
+        documented route.
+
+        Args:
+            server_url: The absolute URL the server gave, if any.
+            path: The documented path to use otherwise.
+            role: The host ``path`` is on.
+
+        Returns:
+            The request, without credentials.
+        """
+        if server_url and self.is_api_url(server_url):
+            return httpx.Request("GET", server_url)
+        return httpx.Request("GET", self.url(path, role))
 
     def is_api_url(self, url: str | httpx.URL) -> bool:
         """Tell whether a URL is on one of the provider's own API hosts (the key may go there).

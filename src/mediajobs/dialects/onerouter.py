@@ -161,10 +161,8 @@ class OneRouter(Dialect):
         Returns:
             The request, without credentials.
         """
-        if job.poll_url and self.is_api_url(job.poll_url):
-            return httpx.Request("GET", job.poll_url)
         role, prefix = _ROUTES[_route(job.route, job.kind)]
-        return httpx.Request("GET", self.url(prefix + quote(job.id, safe=""), role))
+        return self.get_request(job.poll_url, prefix + quote(job.id, safe=""), role)
 
     def parse_poll(self, response: httpx.Response, *, previous: JobData) -> JobData:
         """Parse ``data: {status, fail_reason, outputs | urls.video, *_time, cost?}``.

@@ -106,9 +106,7 @@ class OpenRouter(Dialect):
         Returns:
             The request, without credentials.
         """
-        if job.poll_url and self.is_api_url(job.poll_url):
-            return httpx.Request("GET", job.poll_url)
-        return httpx.Request("GET", self.url(f"{_VIDEOS}/{quote(job.id, safe='')}"))
+        return self.get_request(job.poll_url, f"{_VIDEOS}/{quote(job.id, safe='')}")
 
     def parse_poll(self, response: httpx.Response, *, previous: JobData) -> JobData:
         """Parse a job body (``status``, ``unsigned_urls``, ``usage``, ``error``).

@@ -13,17 +13,16 @@ job is accepted and paid for, so its id must not be thrown away), and a poll bod
 from __future__ import annotations
 
 import json
-import posixpath
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from .._exceptions import ProtocolError
 from .._models import Artifact, JobData, JobStatus
 from .._policy import PollPolicy
-from .base import Dialect
+from .base import Dialect, is_input_file, media_type_of
 
 __all__ = ["TheRouter"]
 
@@ -45,26 +44,6 @@ _PROMPT_FIELDS: dict[str, str] = {"speech": "input"}
 _ID_PREFIX_KINDS: dict[str, str] = {"img_": "image", "vid_": "video"}
 """Kind implied by an id prefix; ``aud_`` is left out, as it covers speech and transcription."""
 
-_EXTENSION_MEDIA_TYPES: dict[str, str] = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".mp4": "video/mp4",
-    ".webm": "video/webm",
-    ".mov": "video/quicktime",
-    ".mp3": "audio/mpeg",
-    ".wav": "audio/wav",
-    ".opus": "audio/opus",
-    ".aac": "audio/aac",
-    ".flac": "audio/flac",
-    ".json": "application/json",
-    ".txt": "text/plain",
-    ".srt": "application/x-subrip",
-    ".vtt": "text/vtt",
-}
-"""Media type by URL extension, for the formats TheRouter's models produce."""
 
 _KIND_MEDIA_TYPES: dict[str, str] = {"video": "video/mp4", "speech": "audio/mpeg"}
 """Media type assumed when a URL has no known extension (the providers' default formats)."""
@@ -129,7 +108,7 @@ class TheRouter(Dialect):
         files = {
             name: fields.pop(name)
             for name in list(fields)
-            if name in self.file_params and _is_input_file(fields[name])
+            if name in self.file_params and is_input_file(fields[name])
         }
         if kind not in _MULTIPART_KINDS and not files:
             return httpx.Request("POST", url, json=fields)
@@ -158,9 +137,7 @@ class TheRouter(Dialect):
         Returns:
             The request, without credentials.
         """
-        if job.poll_url and self.is_api_url(job.poll_url):
-            return httpx.Request("GET", job.poll_url)
-        return httpx.Request("GET", self.url(_job_path(job.id)))
+        return self.get_request(job.poll_url, _job_path(job.id))
 
     def build_cancel(self, job: JobData) -> httpx.Request:
         """Build the request that cancels a job: ``POST /v1/jobs/{id}/cancel`` (a guess).
@@ -281,7 +258,11 @@ class TheRouter(Dialect):
             kind=kind,
             model=self.field(data, "model", str, default=previous.model),
             artifacts=[
-                Artifact(url=url, index=index, media_type=_media_type(url, kind))
+                Artifact(
+                    url=url,
+                    index=index,
+                    media_type=media_type_of(url, _KIND_MEDIA_TYPES.get(kind or "")),
+                )
                 for index, url in enumerate(urls)
             ],
             error=self.error_info(data.get("error")),
@@ -324,18 +305,6 @@ def _job_path(job_id: str) -> str:
 def _kind_from_id(job_id: str) -> str | None:
     """Return the kind an id's prefix implies, if it implies one."""
     return next((k for p, k in _ID_PREFIX_KINDS.items() if job_id.startswith(p)), None)
-
-
-def _media_type(url: str, kind: str | None) -> str | None:
-    """Guess an artifact's media type from its URL's extension, else from the job's kind."""
-    extension = posixpath.splitext(urlsplit(url).path)[1].lower()
-    return _EXTENSION_MEDIA_TYPES.get(extension) or _KIND_MEDIA_TYPES.get(kind or "")
-
-
-def _is_input_file(value: Any) -> bool:
-    """Whether a value holds read input files, not a URL or data URI left as a string."""
-    items = value if isinstance(value, list) else [value]
-    return bool(items) and all(isinstance(item, tuple) for item in items)
 
 
 def _form_value(value: Any) -> str:

@@ -15,17 +15,16 @@ There is no cancel and no listing.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from .._exceptions import ProtocolError, UnsupportedError
 from .._models import Artifact, JobData, JobStatus
 from .._policy import PollPolicy
-from .base import Dialect
+from .base import Dialect, is_input_file, media_type_of
 
 __all__ = ["WorldRouter"]
 
@@ -34,15 +33,6 @@ _ROUTES: dict[str, str] = {
     "video": "/v1/videos/generations",
 }
 """Route (= kind) → create path; a task's status is read at ``<create path>/{task_id}``."""
-
-_EXTENSION_MEDIA_TYPES: dict[str, str] = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".mp4": "video/mp4",
-}
-"""Media type by URL extension, for WorldRouter's output formats."""
 
 
 class WorldRouter(Dialect):
@@ -89,7 +79,7 @@ class WorldRouter(Dialect):
         """
         self.check_kind(kind)
         files = sorted(
-            name for name in self.file_params.intersection(params) if _is_input_file(params[name])
+            name for name in self.file_params.intersection(params) if is_input_file(params[name])
         )
         if files:
             raise UnsupportedError(f"{self.name} takes no input files (got {', '.join(files)})")
@@ -193,7 +183,7 @@ class WorldRouter(Dialect):
             kind=previous.kind or route,
             model=self.field(data, "model", str, default=previous.model),
             artifacts=[
-                Artifact(url=url, index=index, media_type=_media_type(url) or default_type)
+                Artifact(url=url, index=index, media_type=media_type_of(url, default_type))
                 for index, url in enumerate(urls)
             ],
             error=self.error_info(data.get("error")),
@@ -231,14 +221,3 @@ def _route_of(job: JobData) -> str:
     if job.route is not None and job.route in _ROUTES:
         return job.route
     return "video" if job.kind == "video" else "image"
-
-
-def _is_input_file(value: Any) -> bool:
-    """Whether a value holds read input files, not a URL or data URI left as a string."""
-    items = value if isinstance(value, list) else [value]
-    return bool(items) and all(isinstance(item, tuple) for item in items)
-
-
-def _media_type(url: str) -> str | None:
-    """Guess an artifact's media type from its URL's extension."""
-    return _EXTENSION_MEDIA_TYPES.get(posixpath.splitext(urlsplit(url).path)[1].lower())
