@@ -247,8 +247,26 @@ def test_timeout_exits_3(server: FakeServer) -> None:
         "0.3",
     )
     assert result.returncode == 3
-    assert "mediajobs wait vj_" in result.stderr
+    assert "mediajobs --provider openrouter wait vj_" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.e2e
+def test_interrupt_exits_130_and_names_the_job(server: FakeServer) -> None:
+    command = [sys.executable, "-m", "mediajobs", "--provider", "worldrouter"]
+    command += ["--base-url", server.base_url, "--api-key", KEY]
+    command += ["submit", "video", "--model", "grok-video", "--prompt", "fake:slow", "--wait"]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=clean_env()) as proc:
+        assert proc.stderr is not None
+        while "status: queued" not in proc.stderr.readline():
+            assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=10) == 130
+    assert "keeps running" in rest
+    assert "mediajobs --provider worldrouter wait " in rest
+    assert "--kind video" in rest
+    assert "Traceback" not in rest
 
 
 @pytest.mark.e2e
@@ -329,7 +347,8 @@ def test_demo_runs_offline_and_reruns(tmp_path: Path) -> None:
     assert "demo done: 4 jobs succeeded" in result.stdout
     assert "status: running" in result.stderr
 
-    again = run("--json", "demo", "--out", "elsewhere", cwd=tmp_path)
+    fast = clean_env(MEDIAJOBS_POLL_INTERVAL="0.01")
+    again = run("--json", "demo", "--out", "elsewhere", cwd=tmp_path, env=fast)
     assert again.returncode == 0, again.stderr
     jobs = [json.loads(line) for line in again.stdout.splitlines()]
     assert [j["provider"] for j in jobs] == ["therouter", "worldrouter", "openrouter", "onerouter"]
@@ -340,45 +359,63 @@ def test_demo_runs_offline_and_reruns(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------- usage errors
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        [],
-        ["frobnicate"],
-        ["submit", "--model", "m"],  # no KIND
-        ["submit", "video", "--model", "m", "--param", "novalue"],
-        ["submit", "video", "--model", "m", "--param", "model=x"],
-        ["--provider", "nowhere", "models"],
-        ["wait", "x", "--timeout", "soon"],
-    ],
-)
-def test_usage_errors_exit_2(args: list[str]) -> None:
-    result = run(*args)
-    assert result.returncode == 2
-    assert "usage:" in result.stderr
-
-
 @pytest.mark.e2e
-def test_configuration_errors_exit_2(server: FakeServer) -> None:
-    no_provider = run("--api-key", KEY, "models")
-    assert no_provider.returncode == 2
-    assert "MEDIAJOBS_PROVIDER" in no_provider.stderr
+def test_usage_and_configuration_errors_exit_2(server: FakeServer) -> None:
+    usage = run("submit", "video", "--param", "novalue")
+    assert usage.returncode == 2
+    assert "usage:" in usage.stderr
 
     no_key = run("--provider", "openrouter", "--base-url", server.base_url, "models")
     assert no_key.returncode == 2
     assert "OPENROUTER_API_KEY" in no_key.stderr
     assert "Traceback" not in no_key.stderr
 
-    unsupported = mj(server, "openrouter", "--json", "submit", "image", "--model", "m")
-    assert unsupported.returncode == 2
-    assert json_out(unsupported)["error"]["type"] == "UnsupportedError"
 
-    no_cancel = mj(server, "openrouter", "cancel", "vj_123")
-    assert no_cancel.returncode == 2
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``cli.main`` in this process with no provider settings in the environment."""
+    for name in [*KEY_VARS, "MEDIAJOBS_PROVIDER", "MEDIAJOBS_BASE_URL"]:
+        monkeypatch.delenv(name, raising=False)
 
-    no_model = mj(server, "worldrouter", "submit", "video", "--prompt", "x")
-    assert no_model.returncode == 2
-    assert "--model is required" in no_model.stderr
+
+@pytest.mark.usefixtures("in_process")
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["frobnicate"],
+        ["submit", "--model", "m"],  # no KIND
+        ["submit", "video", "--model", "m", "--param", "model=x"],
+        ["--provider", "nowhere", "models"],
+        ["wait", "x", "--timeout", "soon"],
+        ["download", "x"],  # no --out
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(args)
+    assert exited.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("in_process")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--api-key", KEY, "models"], "MEDIAJOBS_PROVIDER"),
+        (["--provider", "openrouter", "--api-key", KEY, "submit", "image"], "UnsupportedError"),
+        (["--provider", "openrouter", "--api-key", KEY, "cancel", "vj_1"], "UnsupportedError"),
+        (["--provider", "worldrouter", "--api-key", KEY, "models"], "UnsupportedError"),
+        (["--provider", "worldrouter", "--api-key", KEY, "submit", "video"], "--model is required"),
+    ],
+)
+def test_configuration_errors_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--json", *args]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert message in f"{error['type']}: {error['message']}"
+    assert error["exit_code"] == 2
 
 
 # ----------------------------------------------------------------------- in-process

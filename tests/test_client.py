@@ -135,9 +135,10 @@ def test_unknown_status_is_running_warned_once_and_bounded_by_deadline(
     fake.scenario = Scenario(steps=(), outcome="thinking_hard")
     with sync_client(fake, "openrouter") as client:
         job = submit(client, "openrouter")
-        with pytest.warns(mj.UnknownStatusWarning, match="thinking_hard") as warned, pytest.raises(
-            mj.WaitTimeoutError
-        ) as info:
+        with (
+            pytest.warns(mj.UnknownStatusWarning, match="thinking_hard") as warned,
+            pytest.raises(mj.WaitTimeoutError) as info,
+        ):
             job.wait(timeout=0.3, poll=mj.PollPolicy.fixed(0.05))
     assert len(warned) == 1
     assert info.value.job is job
@@ -264,7 +265,13 @@ def test_wrong_key_is_an_authentication_error_that_never_shows_the_key(
     with pytest.raises(mj.AuthenticationError) as info:
         submit(client, provider)
     assert info.value.status_code == 401
-    for text in (str(info.value), repr(info.value), repr(info.value.body), repr(client), caplog.text):
+    for text in (
+        str(info.value),
+        repr(info.value),
+        repr(info.value.body),
+        repr(client),
+        caplog.text,
+    ):
         assert secret not in text
 
 
@@ -476,4 +483,3 @@ def test_repr_shows_no_secrets(fake: FakeProvider) -> None:
     job = submit(client, "openrouter")
     assert fake.api_key not in repr(client)
     assert repr(job).startswith("Job(id=")
-

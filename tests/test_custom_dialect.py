@@ -111,9 +111,14 @@ async def test_custom_dialect_on_async_client_with_base_url() -> None:
 
 def test_custom_dialect_refuses_other_kinds_before_any_request() -> None:
     server = TinyServer([])
-    with mj.Client(
-        TinyRouter(), api_key="k", http_client=httpx.Client(transport=httpx.MockTransport(server))
-    ) as client, pytest.raises(mj.UnsupportedError):
+    with (
+        mj.Client(
+            TinyRouter(),
+            api_key="k",
+            http_client=httpx.Client(transport=httpx.MockTransport(server)),
+        ) as client,
+        pytest.raises(mj.UnsupportedError),
+    ):
         client.submit("video", model="m")
     assert server.seen == []
 

@@ -7,6 +7,7 @@ precise failure injection. The flow decisions are also driven by hand, without a
 
 from __future__ import annotations
 
+import _thread
 import errno
 import gzip
 import hashlib
@@ -411,12 +412,17 @@ def test_flow_resumes_with_range_and_if_range_then_checks_length() -> None:
     job = _job([f"{STORE}/a.png?sig=1"])
     flow = artifact_flow(_settings(), job, job.artifacts[0])
     step = next(flow)
-    assert isinstance(step, Send) and step.stream
+    assert isinstance(step, Send)
+    assert step.stream
     assert "authorization" not in step.request.headers
     assert step.request.headers["accept-encoding"] == "identity"
-    first = httpx.Response(200, headers={"Content-Length": "100", "ETag": '"e1"'}, request=step.request)
+    first = httpx.Response(
+        200, headers={"Content-Length": "100", "ETag": '"e1"'}, request=step.request
+    )
     consume = flow.send(first)
-    assert isinstance(consume, Consume) and consume.offset == 0 and consume.size == 100
+    assert isinstance(consume, Consume)
+    assert consume.offset == 0
+    assert consume.size == 100
     sleep = flow.send(Consumed(written=40, received=40, error=httpx.ReadError("drop")))
     assert sleep == Sleep(1.0)
     again = flow.send(None)
@@ -429,7 +435,8 @@ def test_flow_resumes_with_range_and_if_range_then_checks_length() -> None:
         request=again.request,
     )
     consume = flow.send(partial)
-    assert isinstance(consume, Consume) and consume.offset == 40
+    assert isinstance(consume, Consume)
+    assert consume.offset == 40
     with pytest.raises(StopIteration) as stop:
         flow.send(Consumed(written=60, received=60))
     assert stop.value.value == Fetched(None, f"{STORE}/a.png?sig=1", 100)
@@ -457,10 +464,15 @@ def test_flow_honours_retry_after_and_gives_up_without_progress() -> None:
 
 def test_flow_counts_attempts_afresh_after_progress() -> None:
     job = _job([f"{STORE}/a.png"])
-    flow = artifact_flow(_settings(mj.RetryPolicy(max_attempts=2, initial=0)), job, job.artifacts[0])
+    flow = artifact_flow(
+        _settings(mj.RetryPolicy(max_attempts=2, initial=0)), job, job.artifacts[0]
+    )
     step = next(flow)
     for have in (10, 20, 30, 40):  # every attempt gets further: never gives up
-        headers = {"Content-Length": str(100 - have + 10), "Content-Range": f"bytes {have - 10}-99/100"}
+        headers = {
+            "Content-Length": str(100 - have + 10),
+            "Content-Range": f"bytes {have - 10}-99/100",
+        }
         answer = httpx.Response(206 if have > 10 else 200, headers=headers, request=step.request)
         if have == 10:
             answer = httpx.Response(200, headers={"Content-Length": "100"}, request=step.request)
@@ -514,7 +526,11 @@ def test_downloads_every_artifact_with_exact_bytes(mode: str, tmp_path: Path) ->
     reports: list[tuple[int, int | None]] = []
     dest = tmp_path / "new" / "dir"
     paths = run_download(
-        mode, "therouter", server, job_dict("therouter", urls), dest,
+        mode,
+        "therouter",
+        server,
+        job_dict("therouter", urls),
+        dest,
         on_progress=lambda done, total: reports.append((done, total)),
     )
     assert [p.name for p in paths] == ["job_1_0.png", "job_1_1.jpg", "job_1_2.webp"]
@@ -565,7 +581,9 @@ def test_content_encoded_bodies_are_stored_decoded(mode: str, tmp_path: Path) ->
         f"{STORE}/t.json",
         status(200, packed, **{"Content-Encoding": "gzip", "Content-Type": "application/json"}),
     )
-    (path,) = run_download(mode, "therouter", server, job_dict("therouter", [f"{STORE}/t.json"]), tmp_path)
+    (path,) = run_download(
+        mode, "therouter", server, job_dict("therouter", [f"{STORE}/t.json"]), tmp_path
+    )
     assert path.read_bytes() == DATA
     assert path.suffix == ".json"
 
@@ -580,10 +598,16 @@ def test_a_dropped_body_is_resumed_with_range(
     mode: str, tmp_path: Path, error: type[Exception] | None
 ) -> None:
     url = f"{STORE}/v.mp4"
-    server = Server().on(url, serve(DATA, "video/mp4", cut=4000, error=error), serve(DATA, "video/mp4"))
+    server = Server().on(
+        url, serve(DATA, "video/mp4", cut=4000, error=error), serve(DATA, "video/mp4")
+    )
     reports: list[tuple[int, int | None]] = []
     (path,) = run_download(
-        mode, "therouter", server, job_dict("therouter", [url + "?sig=x"]), tmp_path,
+        mode,
+        "therouter",
+        server,
+        job_dict("therouter", [url + "?sig=x"]),
+        tmp_path,
         on_progress=lambda d, t: reports.append((d, t)),
     )
     assert sha(path.read_bytes()) == sha(DATA)
@@ -630,10 +654,13 @@ def test_retries_are_bounded_and_leave_nothing(mode: str, tmp_path: Path) -> Non
     url = f"{STORE}/v.mp4"
     server = Server().on(url, serve(DATA, "video/mp4", cut=0))
     with pytest.raises(mj.DownloadError, match="gave up after 3 attempts") as caught:
-        run_download(mode, "therouter", server, job_dict("therouter", [url + "?sig=SECRET"]), tmp_path)
+        run_download(
+            mode, "therouter", server, job_dict("therouter", [url + "?sig=SECRET"]), tmp_path
+        )
     assert len(server.requests) == 3
     assert caught.value.url == url
-    assert "SECRET" not in str(caught.value) and "sig=" not in str(caught.value)
+    assert "SECRET" not in str(caught.value)
+    assert "sig=" not in str(caught.value)
     assert isinstance(caught.value.__cause__, mj.APIConnectionError)
     assert files_under(tmp_path) == []
 
@@ -648,8 +675,8 @@ def test_transient_statuses_are_retried(mode: str, tmp_path: Path) -> None:
 
 def test_a_short_body_without_retries_left_is_an_error(mode: str, tmp_path: Path) -> None:
     url = f"{STORE}/v.mp4"
-    server = Server().on(url, serve(DATA, cut=100, error=None))
-    with pytest.raises(mj.DownloadError, match=r"ended after \d+ of 10240 bytes"):
+    server = Server().on(url, serve(DATA, cut=100, error=None, ranges=False))
+    with pytest.raises(mj.DownloadError, match=r"ended after 100 of 10240 bytes"):
         run_download(mode, "therouter", server, job_dict("therouter", [url]), tmp_path)
     assert files_under(tmp_path) == []
 
@@ -661,7 +688,8 @@ def test_a_client_error_is_not_retried(mode: str, tmp_path: Path) -> None:
         run_download(mode, "therouter", server, job_dict("therouter", [url + "?sig=x"]), tmp_path)
     assert len(server.requests) == 1
     assert isinstance(caught.value.__cause__, mj.NotFoundError)
-    assert "SECRET" not in str(caught.value) and "SECRET" not in str(caught.value.__cause__)
+    assert "SECRET" not in str(caught.value)
+    assert "SECRET" not in str(caught.value.__cause__)
     assert files_under(tmp_path) == []
 
 
@@ -695,7 +723,9 @@ def test_expired_url_is_refreshed_by_rereading_the_job(mode: str, tmp_path: Path
         .on(poll, lambda request: httpx.Response(200, json=body))
         .on(f"{STORE}/fresh.png", serve(DATA, "image/png"))
     )
-    (path,) = run_download(mode, "worldrouter", server, job_dict("worldrouter", [f"{STORE}/old.png"]), tmp_path)
+    (path,) = run_download(
+        mode, "worldrouter", server, job_dict("worldrouter", [f"{STORE}/old.png"]), tmp_path
+    )
     assert path.read_bytes() == DATA
     assert [str(r.url) for r in server.requests] == [f"{STORE}/old.png", poll, f"{STORE}/fresh.png"]
     assert server.requests[1].headers["authorization"] == f"Bearer {KEY}"
@@ -715,7 +745,7 @@ def test_a_url_refused_again_after_refresh_is_an_error(mode: str, tmp_path: Path
         run_download(mode, "therouter", server, job, tmp_path)
     assert isinstance(caught.value.__cause__, mj.PermissionDeniedError)
     assert "sig=" not in str(caught.value)
-    assert len(server.requests) == 4
+    assert len(server.requests) == 3  # old, content route (-> 302), fresh: refreshed once
     assert files_under(tmp_path) == []
 
 
@@ -805,24 +835,40 @@ def test_a_read_only_destination_is_a_clear_error(mode: str, tmp_path: Path) -> 
     locked.chmod(0o500)
     try:
         with pytest.raises(mj.DownloadError, match="not writable"):
-            run_download(mode, "therouter", server, job_dict("therouter", [f"{STORE}/a.png"]), locked)
+            run_download(
+                mode, "therouter", server, job_dict("therouter", [f"{STORE}/a.png"]), locked
+            )
     finally:
         locked.chmod(0o700)
 
 
+# Abandoning a body mid-way leaves httpx's nested async generators unfinished; trio closes
+# them itself and says so with a ResourceWarning. The files are what this test is about.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_a_disk_error_mid_write_leaves_nothing(
     mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = _download._Part.write
+    real_init = _download._Part.__init__
     calls = [0]
 
-    def failing_write(self: Any, chunk: bytes) -> None:
-        calls[0] += 1
-        if calls[0] == 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_write(self, chunk)
+    class FullDisk:
+        def __init__(self, file: Any) -> None:
+            self.file = file
 
-    monkeypatch.setattr(_download._Part, "write", failing_write)
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.file, name)
+
+        def write(self, chunk: bytes) -> int:
+            calls[0] += 1
+            if calls[0] == 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return int(self.file.write(chunk))
+
+    def init(self: Any, *args: Any) -> None:
+        real_init(self, *args)
+        self._file = FullDisk(self._file)
+
+    monkeypatch.setattr(_download._Part, "__init__", init)
     urls = [f"{STORE}/a.png", f"{STORE}/b.png"]
     server = Server().on(urls[0], serve(DATA)).on(urls[1], serve(DATA))
     with pytest.raises(mj.DownloadError, match="No space left") as caught:
@@ -860,7 +906,9 @@ def test_jobs_that_did_not_succeed_raise(mode: str, tmp_path: Path) -> None:
 
 def test_a_running_job_is_read_once_then_refused(mode: str, tmp_path: Path) -> None:
     poll = f"{API}/v1/jobs/job_1"
-    server = Server().on(poll, lambda r: httpx.Response(200, json={"id": "job_1", "status": "in_progress"}))
+    server = Server().on(
+        poll, lambda r: httpx.Response(200, json={"id": "job_1", "status": "in_progress"})
+    )
     running = job_dict("therouter", [], status_="running")
     with pytest.raises(mj.DownloadError, match="has not finished"):
         run_download(mode, "therouter", server, running, tmp_path)
@@ -938,7 +986,9 @@ def test_progress_callbacks_never_overlap(mode: str, tmp_path: Path) -> None:
         threading.Event().wait(0.001)
         inside[0] -= 1
 
-    run_download(mode, "therouter", server, job_dict("therouter", urls), tmp_path, on_progress=on_progress)
+    run_download(
+        mode, "therouter", server, job_dict("therouter", urls), tmp_path, on_progress=on_progress
+    )
     assert overlaps[0] == 0
 
 
@@ -950,32 +1000,37 @@ def test_async_progress_callbacks_may_be_coroutines(tmp_path: Path) -> None:
         await anyio.lowlevel.checkpoint()
         reports.append((done, total))
 
-    run_download("trio", "therouter", server, job_dict("therouter", [f"{STORE}/a.png"]), tmp_path, on_progress=on_progress)
+    run_download(
+        "trio",
+        "therouter",
+        server,
+        job_dict("therouter", [f"{STORE}/a.png"]),
+        tmp_path,
+        on_progress=on_progress,
+    )
     assert reports[-1] == (len(DATA), len(DATA))
 
 
 # ------------------------------------------------------------------ cancellation
 
 
-def _interrupting(after: int) -> Callable[[int, int | None], None]:
-    def on_progress(done: int, total: int | None) -> None:
-        if done >= after:
-            raise KeyboardInterrupt
-
-    return on_progress
-
-
 @pytest.mark.parametrize("count", [1, 3])
 def test_keyboard_interrupt_mid_download_leaves_nothing(tmp_path: Path, count: int) -> None:
+    # Ctrl-C lands in the main thread, whether it copies bytes itself or waits for workers.
     urls = [f"{STORE}/{i}.png" for i in range(count)]
+    interrupted = threading.Event()
+
+    def interrupt() -> None:
+        if not interrupted.is_set():
+            interrupted.set()
+            _thread.interrupt_main()
+
     server = Server()
     for url in urls:
-        server.on(url, serve(DATA * 8, chunk=256))
+        server.on(url, serve(DATA, chunk=64, delay=0.002, on_start=interrupt))
     with pytest.raises(KeyboardInterrupt):
-        run_download(
-            "sync", "therouter", server, job_dict("therouter", urls), tmp_path,
-            on_progress=_interrupting(1000),
-        )
+        run_download("sync", "therouter", server, job_dict("therouter", urls), tmp_path)
+    assert interrupted.is_set()
     assert files_under(tmp_path) == []
 
 
@@ -1003,7 +1058,9 @@ async def test_cancellation_mid_download_leaves_nothing(tmp_path: Path) -> None:
             started.set()
 
     async with httpx.AsyncClient(transport=server.transport()) as http:
-        client = mj.AsyncClient("therouter", api_key=KEY, base_url=API, http_client=http, retry=RETRY)
+        client = mj.AsyncClient(
+            "therouter", api_key=KEY, base_url=API, http_client=http, retry=RETRY
+        )
         job = client.job_from_dict(job_dict("therouter", urls))
         async with anyio.create_task_group() as group:
             group.start_soon(lambda: job.download(tmp_path, on_progress=on_progress))

@@ -11,12 +11,12 @@ import pytest
 
 import mediajobs as mj
 from mediajobs._flows import (
+    Flow,
     ManyWait,
     Notify,
     Send,
     Settings,
     Sleep,
-    Flow,
     cancel_flow,
     poll_flow,
     submit_flow,
@@ -90,12 +90,21 @@ def drive(flow: Flow[Any], respond: Responder, clock: Clock | None = None) -> tu
 
 
 def video(status: str, **extra: Any) -> dict[str, Any]:
-    return {"id": "job1", "polling_url": "https://openrouter.ai/api/v1/videos/job1", "status": status, **extra}
+    return {
+        "id": "job1",
+        "polling_url": "https://openrouter.ai/api/v1/videos/job1",
+        "status": status,
+        **extra,
+    }
 
 
 def queued() -> mj.JobData:
     return OpenRouter().parse_submit(
-        httpx.Response(202, json=video("pending"), request=httpx.Request("POST", "https://openrouter.ai/api/v1/videos")),
+        httpx.Response(
+            202,
+            json=video("pending"),
+            request=httpx.Request("POST", "https://openrouter.ai/api/v1/videos"),
+        ),
         kind="video",
         model="m",
     )
@@ -112,7 +121,9 @@ def script(*answers: httpx.Response | Exception) -> Responder:
 
 def test_submit_sends_one_idempotency_key_and_credentials() -> None:
     job, trace = drive(
-        submit_flow(settings(), "video", model="m", prompt="p", params={}, idempotency_key="idem-1"),
+        submit_flow(
+            settings(), "video", model="m", prompt="p", params={}, idempotency_key="idem-1"
+        ),
         script(httpx.Response(202, json=video("pending"))),
     )
     assert job.id == "job1" and job.status is mj.JobStatus.QUEUED
@@ -131,7 +142,11 @@ def test_unsupported_kind_raises_before_any_request() -> None:
 
 @pytest.mark.parametrize(
     "failure",
-    [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.Response(429, headers={"Retry-After": "3"})],
+    [
+        httpx.ConnectError("refused"),
+        httpx.ConnectTimeout("slow"),
+        httpx.Response(429, headers={"Retry-After": "3"}),
+    ],
 )
 def test_submit_retried_only_when_not_accepted(failure: httpx.Response | Exception) -> None:
     job, trace = drive(
@@ -189,7 +204,10 @@ def test_poll_gives_up_after_max_attempts() -> None:
 @pytest.mark.parametrize("status", [400, 401, 402, 403, 404])
 def test_poll_never_retries_other_4xx(status: int) -> None:
     with pytest.raises(mj.APIError) as info:
-        drive(poll_flow(settings(), queued()), script(httpx.Response(status, json={"error": {"code": status, "message": "no"}})))
+        drive(
+            poll_flow(settings(), queued()),
+            script(httpx.Response(status, json={"error": {"code": status, "message": "no"}})),
+        )
     assert info.value.status_code == status
 
 
@@ -204,7 +222,14 @@ def test_error_bodies_quoting_the_key_are_redacted() -> None:
 
 def test_wait_polls_until_terminal_notifies_changes_and_backs_off() -> None:
     clock = Clock()
-    answers = [video("pending"), video("in_progress"), video("in_progress"), video("completed", unsigned_urls=["https://openrouter.ai/api/v1/videos/job1/content?index=0"])]
+    answers = [
+        video("pending"),
+        video("in_progress"),
+        video("in_progress"),
+        video(
+            "completed", unsigned_urls=["https://openrouter.ai/api/v1/videos/job1/content?index=0"]
+        ),
+    ]
     job, trace = drive(
         wait_flow(settings(clock=clock), queued()),
         script(*[httpx.Response(200, json=a) for a in answers]),
@@ -234,7 +259,9 @@ def test_wait_reads_server_hint_afresh_on_every_poll() -> None:
 
 @pytest.mark.parametrize("final", ["failed", "cancelled", "expired"])
 def test_every_terminal_state_ends_the_wait(final: str) -> None:
-    job, trace = drive(wait_flow(settings(), queued()), script(httpx.Response(200, json=video(final))))
+    job, trace = drive(
+        wait_flow(settings(), queued()), script(httpx.Response(200, json=video(final)))
+    )
     assert job.done and job.raw_status == final
     assert len(trace.requests) == 1
 
@@ -305,7 +332,9 @@ def test_cancel_unsupported_raises_before_request() -> None:
 def test_credentials_only_for_api_hosts() -> None:
     s = settings(TheRouter())
     api = s.prepare(httpx.Request("GET", "https://api.therouter.ai/v1/jobs/x"))
-    storage = s.prepare(httpx.Request("GET", "https://bucket.s3.amazonaws.com/x.png?X-Amz-Signature=1"))
+    storage = s.prepare(
+        httpx.Request("GET", "https://bucket.s3.amazonaws.com/x.png?X-Amz-Signature=1")
+    )
     assert api.headers["Authorization"] == f"Bearer {KEY}"
     assert "Authorization" not in storage.headers
     assert storage.headers["User-Agent"] == "mediajobs/test"

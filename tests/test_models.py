@@ -59,7 +59,9 @@ def test_job_data_round_trips_through_json() -> None:
         raw_status="succeeded",
         kind="video",
         model="m",
-        artifacts=[mj.Artifact(url="https://s3.example/a.mp4?sig=1", index=0, media_type="video/mp4")],
+        artifacts=[
+            mj.Artifact(url="https://s3.example/a.mp4?sig=1", index=0, media_type="video/mp4")
+        ],
         error=None,
         cost=0.25,
         usage={"cost_credits": 0.25},

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import httpx
 
+from . import _download
 from ._exceptions import ConfigurationError, JobError, MediaJobsError, WaitTimeoutError
 from ._flows import (
     Flow,
@@ -765,8 +766,6 @@ class Client(_BaseClient):
         handle: Job = self._handle(job, kind)
         if not handle.done:
             self.get(handle)
-        from . import _download
-
         return _download.download_sync(
             self._settings,
             self._http,
@@ -993,9 +992,7 @@ class AsyncClient(_BaseClient):
             ProtocolError: When the answer is not in the documented shape.
         """
         handle: AsyncJob = self._handle(job, kind)
-        handle._data = await self._run(
-            refresh_flow(self._settings, handle._data), handle=handle
-        )
+        handle._data = await self._run(refresh_flow(self._settings, handle._data), handle=handle)
         return handle
 
     async def wait(
@@ -1054,9 +1051,7 @@ class AsyncClient(_BaseClient):
             APIError: When the provider refuses.
         """
         handle: AsyncJob = self._handle(job, kind)
-        handle._data = await self._run(
-            cancel_flow(self._settings, handle._data), handle=handle
-        )
+        handle._data = await self._run(cancel_flow(self._settings, handle._data), handle=handle)
         return handle
 
     async def download(
@@ -1090,8 +1085,6 @@ class AsyncClient(_BaseClient):
 
         async def refresh() -> JobData:
             return (await self.get(handle))._data
-
-        from . import _download
 
         return await _download.download_async(
             self._settings,
