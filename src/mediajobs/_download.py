@@ -84,6 +84,7 @@ MAX_REDIRECTS = 10
 PROGRESS_INTERVAL = 0.1
 """Seconds between two progress reports, except for the first, the last, and a new total."""
 _SNIPPET = 2000  # bytes of an error body kept for the error message
+_SKIM_LIMIT = 64 * 1024  # bytes of an error body read at most
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 _EXTENSION = re.compile(r"\.[a-z0-9]{1,10}")
 _URL_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")
@@ -919,10 +920,12 @@ class _Sink:
         self.part = part
         self.written = 0
         self.snippet = bytearray()
+        self.skimmed = 0
         self.error: httpx.HTTPError | None = None
         self.writing = step.offset is not None
         self.reading = self.writing or step.limit > 0
-        self.in_memory = hasattr(step.response, "_content")  # httpx preloads such bodies
+        # A body the transport handed over whole was read before we got it (httpx preloads it).
+        self.in_memory = step.response.is_stream_consumed
         if step.offset is not None:
             part.rewind(step.offset)
 
@@ -933,8 +936,11 @@ class _Sink:
     def feed(self, chunk: bytes) -> bool:
         """Take a chunk; return whether to keep reading."""
         if not self.writing:
+            # An error body is read to its end when small: leaving a body half-read leaves
+            # httpx's async generators unfinished, which trio reports as a ResourceWarning.
+            self.skimmed += len(chunk)
             self.snippet += chunk[: self.step.limit - len(self.snippet)]
-            return len(self.snippet) < self.step.limit
+            return self.skimmed < _SKIM_LIMIT
         self.part.write(chunk)
         self.written += len(chunk)
         return True
@@ -1131,7 +1137,11 @@ def _fetch_on_threads(batch: _Batch, http: httpx.Client, hooks: _SyncHooks, work
     with ThreadPoolExecutor(workers, thread_name_prefix="mediajobs-download") as pool:
         futures = [pool.submit(work, item) for item in batch.items]
         try:
-            wait_futures(futures, return_when=FIRST_EXCEPTION)
+            # Short waits: a pending Ctrl-C is raised here within a tick, even where the
+            # signal woke another thread.
+            pending = set(futures)
+            while pending and not hooks.stop.is_set():
+                _, pending = wait_futures(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
         except BaseException:  # KeyboardInterrupt: the workers stop, clean up, then we leave
             hooks.stop.set()
             raise

@@ -312,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--storage-port", type=int, help="storage port (default: port + 1; 0 picks one)"
     )
+    serve.add_argument(
+        "--poll-hint",
+        metavar="S",
+        type=_seconds,
+        default=1.0,
+        help="Retry-After sent with every status answer, so clients poll again after S "
+        "seconds (default 1; 0 sends none)",
+    )
 
     demo = command(
         "demo", _cmd_demo, "one job per provider on the built-in fake: no key, no network"
@@ -484,7 +492,9 @@ class _Output:
     def __init__(self, args: argparse.Namespace) -> None:
         self.json = bool(args.json)
         self.verbose = bool(args.verbose)
-        self._secret: str | None = args.api_key
+        # Belt and braces: the library never formats the key into a message; if anything
+        # echoed it anyway, it would not reach the terminal.
+        self._secret: str | None = args.api_key if len(args.api_key or "") >= 6 else None
         self.display: _Display = _make_display()
         self.current: Job | None = None
         """The job being waited on or downloaded, named if the user interrupts."""
@@ -563,10 +573,15 @@ class _Output:
                 cause = cause.__cause__
 
 
+def _resume_command(job: Any) -> str:
+    kind = f" --kind {job.kind}" if job.kind else ""
+    return f"mediajobs --provider {job.provider} wait {job.id}{kind}"
+
+
 def _hint(exc: BaseException) -> str | None:
     job = getattr(exc, "job", None)
     if isinstance(exc, WaitTimeoutError) and job is not None:
-        return f"the job keeps running at the provider; resume with `mediajobs wait {job.id}`"
+        return f"the job keeps running at the provider; resume with `{_resume_command(job)}`"
     if isinstance(exc, AuthenticationError):
         return "check --api-key or the provider's API key variable"
     if isinstance(exc, ConfigurationError) and "API key" in str(exc):
@@ -690,14 +705,7 @@ def _wait(
 
 
 def _download(
-    client: Client,
-    out: _Output,
-    job: Job | str,
-    dest: Path,
-    *,
-    overwrite: bool,
-    kind: str | None = None,
-    label: str = "",
+    client: Client, out: _Output, job: Job, dest: Path, *, overwrite: bool, label: str = ""
 ) -> list[Path]:
     """Download a job's artifacts with a progress bar.
 
@@ -706,12 +714,13 @@ def _download(
         JobError: The job did not succeed.
     """
     with out.display.transfer(label) as on_progress:
-        return client.download(job, dest, on_progress=on_progress, overwrite=overwrite, kind=kind)
+        return client.download(job, dest, on_progress=on_progress, overwrite=overwrite)
 
 
 def _finish(client: Client, out: _Output, args: argparse.Namespace, job: Job | str) -> int:
     """Wait for a job, download it when ``--out`` was given, and show it (submit, wait)."""
-    done = _wait(client, out, job, timeout=args.timeout, kind=getattr(args, "kind", None))
+    # ``args.kind`` is the job's kind for both commands: submit's KIND, wait's --kind.
+    done = _wait(client, out, job, timeout=args.timeout, kind=args.kind)
     paths = _download(client, out, done, args.out, overwrite=args.overwrite) if args.out else None
     out.job(done, paths)
     return EXIT_OK
@@ -792,9 +801,10 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
         raise ConfigurationError(
             "serve-fake needs uvicorn: pip install 'mediajobs[testing]'"
         ) from None
-    from .testing import FakeProvider, serve
+    from .testing import FakeProvider, Scenario, serve
 
     key = args.api_key or "test-key"
+    hint = f"{args.poll_hint:g}" if args.poll_hint else None
     storage_port = args.storage_port
     if storage_port is None:
         storage_port = args.port + 1 if args.port else 0
@@ -817,7 +827,7 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
         args.host,
         args.port,
         storage_port=storage_port,
-        fake=FakeProvider(api_key=key),
+        fake=FakeProvider(api_key=key, scenario=Scenario(poll_retry_after=hint)),
         on_ready=ready,
     )
     return EXIT_OK
@@ -834,6 +844,7 @@ def _cmd_demo(args: argparse.Namespace, out: _Output) -> int:
             "(in-process: no key, no network)"
         )
     files: list[Path] = []
+    poll = {} if _poll_interval(args) is not None else {"poll": DEMO_POLL}
     with httpx.Client(transport=fake.transport()) as http:
         for (provider, kind), model in DEFAULT_MODELS.items():
             with _make_client(
@@ -842,7 +853,7 @@ def _cmd_demo(args: argparse.Namespace, out: _Output) -> int:
                 api_key=fake.api_key,
                 base_url=fake.api_origin,
                 http_client=http,
-                poll=DEMO_POLL,
+                **poll,
             ) as client:
                 job = client.submit(kind, model=model, prompt=DEMO_PROMPTS[provider])
                 label = f"{provider} {kind}"
@@ -890,11 +901,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = _Output(args)
     try:
         code: int = args.handler(args, out)
+    except BrokenPipeError:
+        # The reader went away (`mediajobs ... | head`): stop quietly, without a second error
+        # when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt as exc:
         if out.current is not None:
             out.err(
                 f"\ninterrupted; job {out.current.id} keeps running at the provider: "
-                f"`mediajobs wait {out.current.id}` resumes"
+                f"`{_resume_command(out.current)}` resumes"
             )
         else:
             out.err("\ninterrupted")

@@ -276,6 +276,17 @@ def _utc(unix: float) -> datetime:
 # --------------------------------------------------------------------------- provider wires
 
 
+_OPENAI_CODES = {  # TheRouter and WorldRouter error codes, OpenAI style
+    400: "invalid_request",
+    401: "invalid_api_key",
+    402: "insufficient_credits",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    429: "rate_limit_exceeded",
+}
+
+
 class _Wire:
     """One provider's wire shape: auth, error bodies, job bodies, status words."""
 
@@ -354,17 +365,6 @@ class _Wire:
         return job.artifacts[int(index)]
 
 
-_OPENAI_CODES = {
-    400: "invalid_request",
-    401: "invalid_api_key",
-    402: "insufficient_credits",
-    403: "forbidden",
-    404: "not_found",
-    409: "conflict",
-    429: "rate_limit_exceeded",
-}
-
-
 class _TheRouter(_Wire):
     name = "therouter"
     statuses: ClassVar[Mapping[str, str]] = {"running": "in_progress"}
@@ -416,7 +416,7 @@ class _TheRouter(_Wire):
     def job_body(self, job: FakeJob) -> dict[str, Any]:
         body = {**self.submit_body(job), "error": None}
         if job.status == "succeeded":
-            urls = self.fake.signed_urls(job)
+            urls = self.fake._signed_urls(job)
             body["completed_at"] = int(job.finished_unix or job.created_unix)
             body["content_url"] = f"{self.fake.api_origin}/v1/jobs/{job.id}/content"
             if job.scenario.therouter_shape == "result_data":
@@ -440,7 +440,7 @@ class _TheRouter(_Wire):
             return artifact
         if "content" in job.scenario.malformed:
             return httpx.Response(302)
-        return httpx.Response(302, headers={"Location": self.fake.signed_url(job, artifact)})
+        return httpx.Response(302, headers={"Location": self.fake._signed_url(job, artifact)})
 
 
 class _WorldRouter(_Wire):
@@ -493,7 +493,7 @@ class _WorldRouter(_Wire):
     def job_body(self, job: FakeJob) -> dict[str, Any]:
         body = self.submit_body(job)
         if job.status == "succeeded":
-            urls = self.fake.signed_urls(job)
+            urls = self.fake._signed_urls(job)
             if job.kind == "video":
                 body["content"] = {"video_url": urls[0] if urls else None}
             else:
@@ -561,7 +561,7 @@ class _OpenRouter(_Wire):
         artifact = self.artifact_at(job, incoming)
         if isinstance(artifact, httpx.Response):
             return artifact
-        return self.fake.serve_artifact(
+        return self.fake._serve_artifact(
             job, artifact, incoming, lambda status: self.injected(job.scenario, status)
         )
 
@@ -695,7 +695,7 @@ class _OneRouter(_Wire):
             outputs=[],
         )
         if job.status == "succeeded":
-            urls = self.fake.signed_urls(job)
+            urls = self.fake._signed_urls(job)
             if job.scenario.onerouter_shape == "urls_video":
                 body["urls"]["video"] = urls[0] if urls else ""
             else:
@@ -918,7 +918,7 @@ class FakeProvider:
 
     # ----------------------------------------------------------------- helpers for the wires
 
-    def signed_url(self, job: FakeJob, artifact: FakeArtifact, *, expired: bool = False) -> str:
+    def _signed_url(self, job: FakeJob, artifact: FakeArtifact, *, expired: bool = False) -> str:
         """Return a pre-signed storage URL of an artifact.
 
         Args:
@@ -934,7 +934,7 @@ class FakeProvider:
         path = f"/{job.provider}-media/{job.id}/{artifact.index}{artifact.extension}"
         return self._signer.sign(self.storage_origin, path, expires)
 
-    def signed_urls(self, job: FakeJob) -> list[str]:
+    def _signed_urls(self, job: FakeJob) -> list[str]:
         """Hand out pre-signed URLs of all of a job's artifacts.
 
         With ``expired_urls`` the first batch a job hands out is already expired.
@@ -947,9 +947,9 @@ class FakeProvider:
         """
         job.url_issues += 1
         expired = job.scenario.expired_urls and job.url_issues == 1
-        return [self.signed_url(job, artifact, expired=expired) for artifact in job.artifacts]
+        return [self._signed_url(job, artifact, expired=expired) for artifact in job.artifacts]
 
-    def serve_artifact(
+    def _serve_artifact(
         self,
         job: FakeJob,
         artifact: FakeArtifact,
@@ -1174,7 +1174,7 @@ class FakeProvider:
             code = _S3_CODES.get(status, "InternalError")
             return s3_error(status, code, _phrase(status), path, headers)
 
-        return self.serve_artifact(job, job.artifacts[int(index)], incoming, error)
+        return self._serve_artifact(job, job.artifacts[int(index)], incoming, error)
 
     def _record(self, incoming: _Incoming, status: int | None) -> None:
         request = incoming.request

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -75,7 +76,7 @@ class Scenario:
     """The first pre-signed URLs a job hands out are already expired (storage answers 403)."""
     url_ttl: int = 7 * 24 * 3600
     """Lifetime of pre-signed URLs, in seconds."""
-    malformed: frozenset[str] = frozenset()
+    malformed: AbstractSet[str] = frozenset()
     """Where to answer garbage: ``"submit"`` / ``"poll"`` (invalid JSON), ``"submit_fields"`` /
     ``"poll_fields"`` (JSON without the required fields), ``"content"`` (an HTML page instead of
     the bytes; TheRouter's ``content_url`` redirects without ``Location``)."""
