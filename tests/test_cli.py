@@ -316,9 +316,11 @@ def test_serve_fake_walkthrough(tmp_path: Path) -> None:
             assert match, first
             base_url = match.group(1)
             assert f"--base-url {base_url} and --api-key test-key" in proc.stdout.readline()
-            # The exact command of the walkthrough; the variable only makes it poll faster.
-            command = "submit video --provider openrouter --base-url {} --api-key test-key "
-            command += "--prompt hi --wait --out out/"
+            # The exact command of the walkthrough (no key needed for a loopback base URL);
+            # the variable only makes it poll faster.
+            command = (
+                "submit video --provider openrouter --base-url {} --prompt hi --wait --out out/"
+            )
             fast = clean_env(MEDIAJOBS_POLL_INTERVAL="0.05")
             result = run(*command.format(base_url).split(), cwd=tmp_path, env=fast)
             assert result.returncode == 0, result.stderr
@@ -333,6 +335,18 @@ def test_serve_fake_walkthrough(tmp_path: Path) -> None:
                 proc.kill()
                 raise
     assert code == 0
+
+
+@pytest.mark.e2e
+def test_loopback_base_url_needs_no_key_but_others_do() -> None:
+    from mediajobs import cli
+    from mediajobs.testing import FakeProvider
+
+    assert FakeProvider().api_key == cli.FAKE_API_KEY
+    assert cli._fake_key_for("openrouter", "http://127.0.0.1:8000") == cli.FAKE_API_KEY
+    assert cli._fake_key_for("openrouter", "http://localhost:8000") == cli.FAKE_API_KEY
+    assert cli._fake_key_for("openrouter", "https://openrouter.ai") is None
+    assert cli._fake_key_for("openrouter", None) is None
 
 
 @pytest.mark.e2e
@@ -365,7 +379,8 @@ def test_usage_and_configuration_errors_exit_2(server: FakeServer) -> None:
     assert usage.returncode == 2
     assert "usage:" in usage.stderr
 
-    no_key = run("--provider", "openrouter", "--base-url", server.base_url, "models")
+    # a loopback base URL gets the fake's key; any other host needs a real one
+    no_key = run("--provider", "openrouter", "--base-url", "https://example.invalid", "models")
     assert no_key.returncode == 2
     assert "OPENROUTER_API_KEY" in no_key.stderr
     assert "Traceback" not in no_key.stderr

@@ -43,6 +43,9 @@ from ._policy import PollPolicy
 from ._version import __version__
 from .dialects import DIALECTS
 
+FAKE_API_KEY = "test-key"
+"""The key the fake provider accepts by default (``FakeProvider(api_key=...)``)."""
+
 if TYPE_CHECKING:
     from ._client import Job
     from .testing import FakeServer
@@ -642,15 +645,34 @@ def _make_client(
     provider = provider or args.provider or os.environ.get(ENV_PROVIDER)
     if not provider:
         raise ConfigurationError(f"no provider: pass --provider or set {ENV_PROVIDER}")
+    base_url = args.base_url or os.environ.get(ENV_BASE_URL) or None
     options: dict[str, Any] = {
-        "api_key": args.api_key,
-        "base_url": args.base_url or os.environ.get(ENV_BASE_URL) or None,
+        "api_key": args.api_key or _fake_key_for(provider, base_url),
+        "base_url": base_url,
     }
     interval = _poll_interval(args)
     if interval is not None:
         options["poll"] = PollPolicy.fixed(interval)
     options.update(overrides)
     return Client(provider, **options)
+
+
+def _fake_key_for(provider: str, base_url: str | None) -> str | None:
+    """The fake provider's key, when no key is configured and the base URL is on loopback.
+
+    ``mediajobs serve-fake`` prints a loopback URL; pointing the CLI at it should need no key.
+    No real provider lives on loopback, so this never sends a placeholder to one; a local
+    proxy that wants a real key answers 401, which the CLI reports as usual.
+    """
+    cls = DIALECTS.get(provider.lower())
+    if base_url is None or cls is None or os.environ.get(cls.env_var):
+        return None
+    try:
+        host = httpx.URL(base_url).host
+    except httpx.InvalidURL:
+        return None
+    loopback = host == "localhost" or host.startswith("127.") or host in ("::1", "[::1]")
+    return FAKE_API_KEY if loopback else None
 
 
 def _poll_interval(args: argparse.Namespace) -> float | None:
@@ -803,13 +825,13 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
         ) from None
     from .testing import FakeProvider, Scenario, serve
 
-    key = args.api_key or "test-key"
+    key = args.api_key or FAKE_API_KEY
     hint = f"{args.poll_hint:g}" if args.poll_hint else None
     storage_port = args.storage_port
     if storage_port is None:
         storage_port = args.port + 1 if args.port else 0
 
-    shown_key = "<your --api-key>" if args.api_key else key
+    key_hint = "<your --api-key>" if args.api_key else key
 
     def ready(server: FakeServer) -> None:
         if out.json:
@@ -817,9 +839,9 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
             return
         out.out(
             f"mediajobs fake provider at {server.base_url} (storage at {server.storage_url})\n"
-            f"point a client at it with --base-url {server.base_url} and --api-key {shown_key},"
+            f"point a client at it with --base-url {server.base_url} and --api-key {key_hint},"
             f" e.g.\n  mediajobs submit video --provider openrouter --base-url {server.base_url}"
-            f" --api-key {shown_key} --prompt hi --wait --out out/\n"
+            f" --prompt hi --wait --out out/\n"
             "it speaks all four providers' APIs; Ctrl-C stops it"
         )
 
