@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -424,6 +425,53 @@ async def test_async_many_jobs_with_a_flaky_one(fake: FakeProvider) -> None:
     assert done == jobs
     assert [j.status for j in jobs].count(mj.JobStatus.EXPIRED) == 1
     assert [j.status for j in jobs].count(mj.JobStatus.SUCCEEDED) == 11
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("closing", [True, False])
+async def test_leaving_async_as_completed_early_stops_all_polling(
+    fake: FakeProvider, anyio_backend: str, closing: bool
+) -> None:
+    if not closing and anyio_backend == "trio":
+        pytest.skip("trio warns about any async generator left unexhausted; use aclosing there")
+    fake.scenario = Scenario(steps=("queued", "running", "running"))
+    async with async_client(fake, "openrouter", poll=mj.PollPolicy.fixed(0.01)) as client:
+        jobs = [await asubmit(client, "openrouter") for _ in range(8)]
+        if closing:
+            async with aclosing(client.as_completed(jobs)) as finished:
+                first = await finished.__anext__()
+        else:
+            async for first in client.as_completed(jobs):
+                break
+        assert first.done
+        count = len(fake.requests)
+        await anyio.sleep(0.1)
+        assert len(fake.requests) == count
+        # the client is still fine afterwards
+        assert (await client.wait(jobs[-1])).status is mj.JobStatus.SUCCEEDED
+
+
+def test_leaving_sync_as_completed_early_stops_all_polling(fake: FakeProvider) -> None:
+    import time
+
+    fake.scenario = Scenario(steps=("queued", "running", "running"))
+    with sync_client(fake, "openrouter", poll=mj.PollPolicy.fixed(0.01)) as client:
+        jobs = [submit(client, "openrouter") for _ in range(8)]
+        for job in client.as_completed(jobs):
+            assert job.done
+            break
+        count = len(fake.requests)
+        time.sleep(0.1)
+        assert len(fake.requests) == count
+
+
+@pytest.mark.anyio
+async def test_many_jobs_raise_errors_that_concern_all_of_them(fake: FakeProvider) -> None:
+    async with async_client(fake, "openrouter") as client:
+        jobs = [await asubmit(client, "openrouter") for _ in range(3)]
+    async with async_client(fake, "openrouter", api_key="wrong-key") as client:
+        with pytest.raises(mj.AuthenticationError):
+            await client.wait_all(jobs)
 
 
 @pytest.mark.anyio

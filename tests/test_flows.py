@@ -353,12 +353,54 @@ def test_many_wait_keeps_each_jobs_backoff_and_a_shared_deadline() -> None:
     assert [i for i, _ in due] == [0, 1]
     done = jobs[0].model_copy(update={"status": mj.JobStatus.SUCCEEDED, "raw_status": "completed"})
     assert many.record(0, (done, None)) is done
+    assert many.drain_finished() == [0]
+    assert many.drain_finished() == []
+    # a transient failure reschedules that job alone, after the retry backoff (1 s here)
     assert many.record(1, mj.ServerError("x", status_code=503)) is None
     assert many.pending == 2
     assert [i for i, _ in many.take_due(5)] == [2]
-    assert many.next_wake() == 4.0  # job 1's second delay
+    assert many.next_wake() == 1.0
+    # a successful poll follows the poll policy: second delay 4 s, or the server's hint
+    running = jobs[2].model_copy(
+        update={"status": mj.JobStatus.RUNNING, "raw_status": "in_progress"}
+    )
+    assert many.record(2, (running, 0.5)) is None
+    assert many.results[2] is running
+    clock.now += 0.5
+    assert [i for i, _ in many.take_due(5)] == [2]
+    many.requeue(2)  # an abandoned poll is due again at once
+    assert many.next_wake() == 0.0
     with pytest.raises(mj.AuthenticationError):
         many.record(2, mj.AuthenticationError("no", status_code=401))
-    assert many.time_left() == pytest.approx(98.0)
+    assert many.time_left() == pytest.approx(97.5)
     error = many.timeout_error()
     assert {j.id for j in error.pending} == {"j1", "j2"}
+
+
+def test_many_wait_polls_once_and_gives_up_after_failures_in_a_row() -> None:
+    clock = Clock()
+    s = settings(clock=clock, retry=mj.RetryPolicy(max_attempts=3, initial=1.0, jitter=0.0))
+    many = ManyWait(s, [OpenRouter().job_for_id("job1")])
+    ((index, data),) = many.take_due(1)
+    with pytest.raises(mj.ServerError):
+        drive(
+            many.poll_flow(data),
+            script(httpx.Response(503), httpx.Response(200, json=video("completed"))),
+        )
+    for attempt in (1, 2):
+        assert many.record(index, mj.APIConnectionError("down")) is None
+        clock.now += attempt
+        assert [i for i, _ in many.take_due(1)] == [index]
+    with pytest.raises(mj.APIConnectionError):
+        many.record(index, mj.APIConnectionError("down"))
+
+
+def test_many_wait_honours_retry_after_of_a_failed_poll() -> None:
+    clock = Clock()
+    many = ManyWait(settings(clock=clock), [OpenRouter().job_for_id("job1")])
+    many.take_due(1)
+    limited = mj.RateLimitError(
+        "slow down", status_code=429, response=httpx.Response(429, headers={"Retry-After": "12"})
+    )
+    many.record(0, limited)
+    assert many.next_wake() == 12.0

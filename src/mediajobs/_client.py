@@ -33,7 +33,6 @@ from ._flows import (
     Sleep,
     cancel_flow,
     models_flow,
-    poll_flow,
     raise_for_outcome,
     refresh_flow,
     submit_flow,
@@ -55,6 +54,8 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_WAIT_TIMEOUT = 3600.0
 """Seconds a wait may take in all unless told otherwise: long enough for slow video models,
 short enough that a stuck job never hangs a program forever."""
+_GRACE = 1.0
+"""Seconds polls in flight may still take once a job of an ``as_completed`` round finished."""
 DEFAULT_CONCURRENCY = 32
 """Requests in flight at once when waiting on many jobs or downloading several files."""
 
@@ -555,9 +556,20 @@ def _into(handle: Any, new: Callable[[JobData], Any]) -> Callable[[JobData], Any
     return wrap
 
 
-def _rewrap(handles: list[Any], new: Callable[[JobData], Any]) -> Callable[[JobData], Any]:
+def _many_timeout(
+    many: ManyWait, handles: list[Any], new: Callable[[JobData], Any]
+) -> WaitTimeoutError:
+    error = many.timeout_error()
     by_id = {h.id: h for h in handles}
-    return lambda data: by_id.get(data.id) or new(data)
+    _fix_error_job(error, lambda data: by_id.get(data.id) or new(data))
+    return error
+
+
+def _outcome(future: Future[Any]) -> Any:
+    try:
+        return future.result()
+    except Exception as exc:  # handed to the scheduler
+        return exc
 
 
 class Client(_BaseClient):
@@ -816,36 +828,31 @@ class Client(_BaseClient):
         """
         handles: list[Job] = [self._handle(j) for j in jobs]
         many = ManyWait(self._settings, [h._data for h in handles], timeout=timeout, poll=poll)
-        for index in many.finished:
-            yield handles[index]
         with ThreadPoolExecutor(self._concurrency, thread_name_prefix="mediajobs") as pool:
             running: dict[Future[Any], int] = {}
-            while many.pending:
-                for index, data in many.take_due(self._concurrency - len(running)):
-                    flow = poll_flow(self._settings, data, many.deadline)
-                    running[pool.submit(self._run, flow)] = index
-                left = many.time_left()
-                if left is not None and left <= 0:
-                    for future in running:
-                        future.cancel()
-                    error = many.timeout_error()
-                    _fix_error_job(error, _rewrap(handles, lambda d: Job(d, self)))
-                    raise error
-                wake = many.next_wake() if len(running) < self._concurrency else None
-                waits = [w for w in (wake, left) if w is not None]
-                finished, _ = wait_futures(
-                    running, timeout=min(waits) if waits else None, return_when=FIRST_COMPLETED
-                )
-                for future in finished:
-                    index = running.pop(future)
-                    try:
-                        outcome: Any = future.result()
-                    except Exception as exc:
-                        outcome = exc
-                    terminal = many.record(index, outcome)
-                    handles[index]._data = many.results[index]
-                    if terminal is not None:
+            try:
+                while True:
+                    for index in many.drain_finished():
                         yield handles[index]
+                    if not many.pending:
+                        return
+                    left = many.time_left()
+                    if left is not None and left <= 0:
+                        raise _many_timeout(many, handles, lambda d: Job(d, self))
+                    for index, data in many.take_due(self._concurrency - len(running)):
+                        running[pool.submit(run_sync, many.poll_flow(data), self._http)] = index
+                    wake = many.next_wake() if len(running) < self._concurrency else None
+                    waits = [w for w in (wake, left) if w is not None]
+                    finished, _ = wait_futures(
+                        running, timeout=min(waits) if waits else None, return_when=FIRST_COMPLETED
+                    )
+                    for future in finished:
+                        index = running.pop(future)
+                        many.record(index, _outcome(future))
+                        handles[index]._data = many.results[index]
+            finally:
+                for future in running:
+                    future.cancel()
 
     def wait_all(
         self,
@@ -1119,8 +1126,9 @@ class AsyncClient(_BaseClient):
         """Yield each job as soon as it is terminal (failed ones too, without raising).
 
         Polls run concurrently (at most ``max_concurrency`` at once) over one shared deadline;
-        each job keeps its own backoff. To leave the loop early, wrap the iterator in
-        ``contextlib.aclosing`` so the pending polls are cancelled at once.
+        each job keeps its own backoff. Polling happens only while the caller awaits the next
+        job, so no task outlives a ``yield`` and ``break`` leaves nothing running (under trio,
+        wrap the iterator in ``contextlib.aclosing`` as trio asks of any async generator).
 
         Args:
             jobs: Job handles or ids.
@@ -1136,46 +1144,71 @@ class AsyncClient(_BaseClient):
         """
         handles: list[AsyncJob] = [self._handle(j) for j in jobs]
         many = ManyWait(self._settings, [h._data for h in handles], timeout=timeout, poll=poll)
-        for index in many.finished:
-            yield handles[index]
+        while True:
+            for index in many.drain_finished():
+                yield handles[index]
+            if not many.pending:
+                return
+            left = many.time_left()
+            if left is not None and left <= 0:
+                raise _many_timeout(many, handles, lambda d: AsyncJob(d, self))
+            await self._poll_round(many, handles)
+
+    async def _poll_round(self, many: ManyWait, handles: list[AsyncJob]) -> None:
+        """Poll due jobs concurrently until one finishes or the deadline passes.
+
+        A round runs entirely inside one ``__anext__`` of :meth:`as_completed`, so no task
+        outlives a ``yield`` and leaving the loop early is always safe. Once a job has finished,
+        no new poll starts; polls in flight get ``_GRACE`` seconds to land (they usually take
+        milliseconds) and the rest are abandoned and repeated next round.
+        """
         send, receive = anyio.create_memory_object_stream[tuple[int, Any]](math.inf)
+        in_flight: set[int] = set()
+        clock = self._settings.clock
+        stop_at: float | None = None
+        failure: MediaJobsError | None = None
 
         async def poll_one(index: int, data: JobData) -> None:
             try:
-                outcome: Any = await self._run(poll_flow(self._settings, data, many.deadline))
-            except Exception as exc:
+                outcome: Any = await run_async(many.poll_flow(data), self._http)
+            except Exception as exc:  # handed to the scheduler
                 outcome = exc
             send.send_nowait((index, outcome))
 
-        timed_out = False
         async with send, receive, anyio.create_task_group() as tg:
-            in_flight = 0
-            while many.pending:
-                for index, data in many.take_due(self._concurrency - in_flight):
-                    tg.start_soon(poll_one, index, data)
-                    in_flight += 1
+            while stop_at is None or (in_flight and clock() < stop_at):
+                if stop_at is None:
+                    for index, data in many.take_due(self._concurrency - len(in_flight)):
+                        in_flight.add(index)
+                        tg.start_soon(poll_one, index, data)
                 left = many.time_left()
                 if left is not None and left <= 0:
-                    timed_out = True
-                    tg.cancel_scope.cancel()
                     break
-                wake = many.next_wake() if in_flight < self._concurrency else None
+                if stop_at is not None:
+                    wake: float | None = stop_at - clock()
+                else:
+                    wake = many.next_wake() if len(in_flight) < self._concurrency else None
                 waits = [w for w in (wake, left) if w is not None]
                 item: tuple[int, Any] | None = None
                 with anyio.move_on_after(min(waits) if waits else math.inf):
                     item = await receive.receive()
                 if item is None:
                     continue
-                in_flight -= 1
                 index, outcome = item
-                terminal = many.record(index, outcome)
+                in_flight.discard(index)
+                try:
+                    finished = many.record(index, outcome)
+                except MediaJobsError as exc:
+                    failure = exc
+                    break
                 handles[index]._data = many.results[index]
-                if terminal is not None:
-                    yield handles[index]
-        if timed_out:
-            error = many.timeout_error()
-            _fix_error_job(error, _rewrap(handles, lambda d: AsyncJob(d, self)))
-            raise error
+                if finished is not None and stop_at is None:
+                    stop_at = clock() + _GRACE
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        for index in in_flight:
+            many.requeue(index)
 
     async def wait_all(
         self,

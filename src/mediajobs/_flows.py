@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -514,13 +514,17 @@ def _timeout(job: JobData, timeout: float | None) -> WaitTimeoutError:
     )
 
 
-@dataclass
 class _Tracked:
-    __slots__ = ("hint", "index", "job", "polls")
-    index: int
-    job: JobData
-    polls: int
-    hint: float | None
+    """A pending job's schedule: polls made and failures in a row.
+
+    Its snapshot lives in :attr:`ManyWait.results`, so this stays a few dozen bytes.
+    """
+
+    __slots__ = ("failures", "polls")
+
+    def __init__(self) -> None:
+        self.polls = 0
+        self.failures = 0
 
 
 class ManyWait:
@@ -528,7 +532,13 @@ class ManyWait:
 
     Each job keeps its own backoff (poll count and server hint); a heap orders the jobs by
     when they are next due. The drivers ask which jobs are due, poll them concurrently
-    (bounded), and report each result back; terminal jobs leave the schedule.
+    (bounded) with :meth:`poll_flow`, and report each outcome with :meth:`record`; terminal
+    jobs leave the schedule and are listed by :meth:`drain_finished`.
+
+    A poll here makes a single attempt: a transient failure reschedules that job alone after
+    the retry policy's backoff (or the server's ``Retry-After``), so a failing job never holds
+    a concurrency slot while it backs off. After ``retry.max_attempts`` failures in a row the
+    failure is raised, as a single wait would.
 
     Args:
         settings: The client's settings.
@@ -547,19 +557,21 @@ class ManyWait:
         poll: PollPolicy | None = None,
     ) -> None:
         self.settings = settings
+        self._single = replace(settings, retry=RetryPolicy.none())
         self.policy = poll or settings.poll
         self.timeout = settings.wait_timeout if timeout is None else timeout
         now = settings.clock()
         self.deadline = None if self.timeout is None else now + self.timeout
         self.results: list[JobData] = list(jobs)
+        """The latest snapshot of every job, in input order."""
         self._heap: list[tuple[float, int]] = []
         self._tracked: dict[int, _Tracked] = {}
-        self.finished: list[int] = []
+        self._finished: list[int] = []
         for index, job in enumerate(jobs):
             if job.done:
-                self.finished.append(index)
+                self._finished.append(index)
                 continue
-            self._tracked[index] = _Tracked(index, job, 0, None)
+            self._tracked[index] = _Tracked()
             due = now if not job.raw else now + self.policy.next_delay(0)
             heapq.heappush(self._heap, (due, index))
 
@@ -567,6 +579,15 @@ class ManyWait:
     def pending(self) -> int:
         """How many jobs are not terminal yet."""
         return len(self._tracked)
+
+    def drain_finished(self) -> list[int]:
+        """Return the indices of jobs that became terminal since the last call.
+
+        Returns:
+            Indices into :attr:`results`, in the order the jobs finished.
+        """
+        finished, self._finished = self._finished, []
+        return finished
 
     def take_due(self, limit: int) -> list[tuple[int, JobData]]:
         """Remove and return up to ``limit`` jobs whose poll is due now.
@@ -581,8 +602,27 @@ class ManyWait:
         due: list[tuple[int, JobData]] = []
         while self._heap and len(due) < limit and self._heap[0][0] <= now:
             _, index = heapq.heappop(self._heap)
-            due.append((index, self._tracked[index].job))
+            due.append((index, self.results[index]))
         return due
+
+    def poll_flow(self, job: JobData) -> Flow[tuple[JobData, float | None]]:
+        """Return the flow of one poll of a due job (one attempt, timeout cut to the deadline).
+
+        Args:
+            job: The job's snapshot from :meth:`take_due`.
+
+        Returns:
+            The flow; its outcome (or failure) goes to :meth:`record`.
+        """
+        return poll_flow(self._single, job, self.deadline)
+
+    def requeue(self, index: int) -> None:
+        """Put back a job whose poll was abandoned before it finished: it is due at once.
+
+        Args:
+            index: The job's index.
+        """
+        heapq.heappush(self._heap, (self.settings.clock(), index))
 
     def next_wake(self) -> float | None:
         """Return seconds until the next poll is due (0 if one is due now), or ``None``."""
@@ -601,36 +641,34 @@ class ManyWait:
 
         Args:
             index: The job's index.
-            outcome: ``(snapshot, server hint)``, or the failure of a poll whose retries ran
-                out. Transient failures keep the job scheduled (its backoff grows); others are
-                re-raised.
+            outcome: ``(snapshot, server hint)`` from :meth:`poll_flow`, or its failure.
 
         Returns:
             The snapshot if the job is now terminal, else ``None``.
 
         Raises:
-            MediaJobsError: A non-transient failure (authentication, not found, protocol).
+            MediaJobsError: A non-transient failure (authentication, not found, protocol), or a
+                transient one that happened ``retry.max_attempts`` times in a row.
         """
         tracked = self._tracked[index]
         if isinstance(outcome, BaseException):
-            if not (isinstance(outcome, _DeadlineReachedError) or is_transient(outcome)):
+            tracked.failures += 1
+            if not is_transient(outcome) or tracked.failures >= self.settings.retry.max_attempts:
                 raise outcome
-            log.warning(
-                "polling %s job %s failed, will retry: %s",
-                tracked.job.provider,
-                tracked.job.id,
-                outcome,
-            )
-            tracked.hint = None
+            job = self.results[index]
+            log.warning("polling %s job %s failed, will retry: %s", job.provider, job.id, outcome)
+            hint = parse_retry_after(outcome.retry_after) if isinstance(outcome, APIError) else None
+            delay = self.settings.retry.next_delay(tracked.failures, hint=hint)
         else:
-            tracked.job, tracked.hint = outcome
-            self.results[index] = tracked.job
-        tracked.polls += 1
-        if tracked.job.done:
-            del self._tracked[index]
-            self.finished.append(index)
-            return tracked.job
-        delay = self.policy.next_delay(tracked.polls, hint=tracked.hint)
+            job, hint = outcome
+            self.results[index] = job
+            tracked.polls += 1
+            tracked.failures = 0
+            if job.done:
+                del self._tracked[index]
+                self._finished.append(index)
+                return job
+            delay = self.policy.next_delay(tracked.polls, hint=hint)
         heapq.heappush(self._heap, (self.settings.clock() + delay, index))
         return None
 
@@ -641,7 +679,7 @@ class ManyWait:
             A :class:`~mediajobs.WaitTimeoutError` whose ``.job`` is the first unfinished job and
             ``.pending`` lists all of them.
         """
-        unfinished = [t.job for t in sorted(self._tracked.values(), key=lambda t: t.index)]
+        unfinished = [self.results[index] for index in sorted(self._tracked)]
         first = _timeout(unfinished[0], self.timeout)
         return WaitTimeoutError(
             f"{len(unfinished)} job(s) unfinished; first: {first.message}",
