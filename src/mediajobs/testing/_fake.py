@@ -9,6 +9,7 @@ one documented-looking shape.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import email.parser
 import email.policy
@@ -287,7 +288,7 @@ _OPENAI_CODES = {  # TheRouter and WorldRouter error codes, OpenAI style
 }
 
 
-class _Wire:
+class _Wire(abc.ABC):
     """One provider's wire shape: auth, error bodies, job bodies, status words."""
 
     name: ClassVar[str]
@@ -334,11 +335,13 @@ class _Wire:
     def kind_of(self, kind: str, incoming: _Incoming) -> str:
         return kind
 
+    @abc.abstractmethod
     def new_id(self, kind: str) -> str:
-        raise NotImplementedError
+        """Provider-specific: see the subclasses."""
 
+    @abc.abstractmethod
     def poll_path(self, job_id: str, kind: str) -> str:
-        raise NotImplementedError
+        """Provider-specific: see the subclasses."""
 
     def media_type(self, kind: str, fields: Mapping[str, Any]) -> str:
         return _KIND_MEDIA[kind]
@@ -346,11 +349,13 @@ class _Wire:
     def before_poll(self, job: FakeJob) -> httpx.Response | None:
         return None
 
+    @abc.abstractmethod
     def submit_body(self, job: FakeJob) -> dict[str, Any]:
-        raise NotImplementedError
+        """Provider-specific: see the subclasses."""
 
+    @abc.abstractmethod
     def job_body(self, job: FakeJob) -> dict[str, Any]:
-        raise NotImplementedError
+        """Provider-specific: see the subclasses."""
 
     def content(self, job: FakeJob, incoming: _Incoming) -> httpx.Response:
         return self.error(404, f"No route for {incoming.request.method} {incoming.path}")
