@@ -118,10 +118,23 @@ class JobData(BaseModel):
     raw: dict[str, Any] = Field(default_factory=dict)
     """The provider's last payload, as received."""
 
+    def model_post_init(self, context: Any, /) -> None:
+        """Share one "fields set" record among all snapshots.
+
+        pydantic keeps a per-instance set of the fields given explicitly, used only by
+        ``exclude_unset``; for ten thousand jobs that set would be most of their memory. A
+        snapshot is always complete, so all of them share the set of every field name
+        (``model_copy`` copies it before changing it).
+        """
+        object.__setattr__(self, "__pydantic_fields_set__", _ALL_FIELDS)
+
     @property
     def done(self) -> bool:
         """Whether the status is terminal."""
         return self.status.is_terminal
+
+
+_ALL_FIELDS: set[str] = set(JobData.model_fields)
 
 
 _NAIVE_SPACE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
