@@ -142,7 +142,16 @@ class ServerError(APIError):
 
 
 class APIConnectionError(MediaJobsError):
-    """The network failed: no connection, a dropped connection or a broken stream."""
+    """The network failed: no connection, a dropped connection or a broken stream.
+
+    Attributes:
+        unsent: ``True`` when the request surely never reached the server (the connection
+            was never opened), so repeating it cannot duplicate anything.
+    """
+
+    def __init__(self, message: str, *, unsent: bool = False) -> None:
+        super().__init__(message)
+        self.unsent = unsent
 
 
 class APITimeoutError(APIConnectionError):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import sys
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -158,9 +157,42 @@ class Settings:
         """
         return text.replace(self.api_key, "***") if self.api_key else text
 
+    def scrub(self, error: APIError) -> None:
+        """Remove the API key from an API error's message and body, in place.
+
+        Args:
+            error: The error (a provider may echo a wrong key back in its message).
+        """
+        error.message = self.redact(error.message)
+        error.args = (error.message,)
+        if isinstance(error.body, str):
+            error.body = self.redact(error.body)
+        elif self.api_key and self.api_key in repr(error.body):
+            error.body = "<redacted: the body quoted the API key>"
+
 
 class _DeadlineReachedError(Exception):
     """Internal: retries stopped because the next attempt would pass the deadline."""
+
+
+class _StopAtDeadline(tenacity.stop.stop_base):
+    """A tenacity stop condition: the next attempt would start after the deadline."""
+
+    def __init__(self, clock: Callable[[], float], deadline: float | None) -> None:
+        self.clock = clock
+        self.deadline = deadline
+        self.reached = False
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        if self.deadline is not None and self.clock() + state.upcoming_sleep >= self.deadline:
+            self.reached = True
+        return self.reached
+
+
+def _retry_delay(policy: RetryPolicy, state: tenacity.RetryCallState) -> float:
+    failure = state.outcome.exception() if state.outcome else None
+    hint = parse_retry_after(failure.retry_after) if isinstance(failure, APIError) else None
+    return policy.next_delay(state.attempt_number, hint=hint)
 
 
 def translate(exc: httpx.HTTPError, request: httpx.Request | None = None) -> MediaJobsError:
@@ -180,9 +212,8 @@ def translate(exc: httpx.HTTPError, request: httpx.Request | None = None) -> Med
     except RuntimeError:
         where = "request"
     cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
-    error = cls(f"{where} failed: {type(exc).__name__}: {exc}")
-    error.unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))  # type: ignore[attr-defined]
-    return error
+    unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    return cls(f"{where} failed: {type(exc).__name__}: {exc}", unsent=unsent)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -202,7 +233,7 @@ def is_transient(exc: BaseException) -> bool:
 def _submit_may_retry(exc: BaseException) -> bool:
     # A paid submit is retried only when the server cannot have accepted it.
     if isinstance(exc, APIConnectionError):
-        return bool(getattr(exc, "unsent", False))
+        return exc.unsent
     return isinstance(exc, APIError) and exc.status_code == 429
 
 
@@ -235,23 +266,10 @@ def request_flow(
         MediaJobsError: The last failure, when it is not retryable or retries ran out.
     """
     policy = settings.retry
-    stopped_by_deadline = False
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        failure = state.outcome.exception() if state.outcome else None
-        hint = parse_retry_after(failure.retry_after) if isinstance(failure, APIError) else None
-        return policy.next_delay(state.attempt_number, hint=hint)
-
-    class _PastDeadline(tenacity.stop.stop_base):
-        def __call__(self, state: tenacity.RetryCallState) -> bool:
-            nonlocal stopped_by_deadline
-            if deadline is not None and settings.clock() + state.upcoming_sleep >= deadline:
-                stopped_by_deadline = True
-            return stopped_by_deadline
-
+    at_deadline = _StopAtDeadline(settings.clock, deadline)
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(policy.max_attempts) | _PastDeadline(),
-        wait=wait,
+        stop=tenacity.stop_after_attempt(policy.max_attempts) | at_deadline,
+        wait=lambda state: _retry_delay(policy, state),
         retry=tenacity.retry_if_exception(_submit_may_retry if submit else is_transient),
         reraise=True,
     )
@@ -261,7 +279,7 @@ def request_flow(
         try:
             action = retrying.iter(retry_state=state)
         except MediaJobsError as exc:
-            if stopped_by_deadline:
+            if at_deadline.reached:
                 raise _DeadlineReachedError() from exc
             raise
         if isinstance(action, tenacity.DoAttempt):
@@ -270,20 +288,13 @@ def request_flow(
                 response = yield Send(settings.prepare(request, deadline=deadline))
                 result = parse(response)
             except httpx.HTTPError as exc:
-                try:
-                    raise translate(exc, request) from exc
-                except MediaJobsError:
-                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-            except APIError as exc:
-                exc.message = settings.redact(exc.message)
-                exc.args = (exc.message,)
-                if isinstance(exc.body, str):
-                    exc.body = settings.redact(exc.body)
-                elif settings.api_key and settings.api_key in repr(exc.body):
-                    exc.body = "<redacted: the body quoted the API key>"
-                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-            except MediaJobsError:
-                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+                error = translate(exc, request)
+                error.__cause__ = exc
+                state.set_exception((type(error), error, None))
+            except MediaJobsError as exc:
+                if isinstance(exc, APIError):
+                    settings.scrub(exc)
+                state.set_exception((type(exc), exc, exc.__traceback__))
             else:
                 state.set_result(result)
         elif isinstance(action, tenacity.DoSleep):

@@ -107,7 +107,7 @@ def origin_of(url: str | httpx.URL) -> tuple[str, str, int | None]:
     Returns:
         The origin triple.
     """
-    parsed = httpx.URL(str(url))
+    parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
     return (parsed.scheme, parsed.host, port)
 
@@ -217,8 +217,10 @@ class Dialect:
         Returns:
             The request, without credentials.
         """
-        if server_url and self.is_api_url(server_url):
-            return httpx.Request("GET", server_url)
+        if server_url:
+            request = httpx.Request("GET", server_url)
+            if self.is_api_url(request.url):
+                return request
         return httpx.Request("GET", self.url(path, role))
 
     def is_api_url(self, url: str | httpx.URL) -> bool:
