@@ -49,7 +49,7 @@ class OneRouter(Dialect):
         "api": "https://image.onerouter.pro",
         "video": "https://video.onerouter.pro",
     }
-    default_poll: ClassVar[PollPolicy] = PollPolicy(initial=2.0, factor=1.5, max_interval=10.0)
+    default_poll: ClassVar[PollPolicy] = PollPolicy()
     status_table: ClassVar[Mapping[str, JobStatus]] = {
         "created": JobStatus.QUEUED,
         "in_progress": JobStatus.RUNNING,

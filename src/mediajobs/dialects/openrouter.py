@@ -37,8 +37,9 @@ class OpenRouter(Dialect):
     env_var: ClassVar[str] = "OPENROUTER_API_KEY"
     kinds: ClassVar[frozenset[str]] = frozenset({"video"})
     default_hosts: ClassVar[Mapping[str, str]] = {"api": "https://openrouter.ai"}
-    # OpenRouter asks clients to poll every 10-30 s.
-    default_poll: ClassVar[PollPolicy] = PollPolicy(initial=5.0, factor=1.5, max_interval=20.0)
+    # OpenRouter asks clients to poll every 10-30 s: a quick start for short jobs, then its
+    # 10 s floor within about 24 s of waiting (docs/performance.md, "Recommended defaults").
+    default_poll: ClassVar[PollPolicy] = PollPolicy(initial=1.0, factor=1.4, max_interval=10.0)
     status_table: ClassVar[Mapping[str, JobStatus]] = {
         "pending": JobStatus.QUEUED,
         "in_progress": JobStatus.RUNNING,

@@ -46,7 +46,7 @@ class WorldRouter(Dialect):
     env_var = "WORLDROUTER_API_KEY"
     kinds = frozenset(_ROUTES)
     default_hosts: ClassVar[Mapping[str, str]] = {"api": "https://inference-api.worldrouter.ai"}
-    default_poll = PollPolicy(initial=1.0, factor=1.5, max_interval=5.0)
+    default_poll = PollPolicy()
     # WorldRouter documents queued, in_progress, completed, failed (and succeeded for video);
     # running, cancelled and expired are WIRE.md §5's rows for every provider.
     status_table: ClassVar[Mapping[str, JobStatus]] = {

@@ -106,6 +106,9 @@ class FakeServer:
                     ws="none",
                     proxy_headers=False,
                     server_header=False,
+                    # Well above httpx's 5 s keep-alive expiry: with equal timeouts a client can
+                    # write a request to a connection the server is closing.
+                    timeout_keep_alive=30,
                 )
             )
             for role in ("api", "storage")
@@ -187,7 +190,10 @@ class FakeServer:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
+    # proto says TCP; without it every answer on a reused connection waits ~40 ms for an ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
