@@ -1154,8 +1154,12 @@ class AsyncClient(_BaseClient):
                 raise _many_timeout(many, handles, lambda d: AsyncJob(d, self))
             await self._poll_round(many, handles)
 
-    async def _poll_round(self, many: ManyWait, handles: list[AsyncJob]) -> None:
-        """Poll due jobs concurrently until one finishes or the deadline passes.
+    async def _poll_round(
+        self, many: ManyWait, handles: list[AsyncJob], *, until_first: bool = True
+    ) -> None:
+        """Poll due jobs concurrently until one finishes (or all, ``until_first=False``).
+
+        The round also ends when the deadline passes.
 
         A round runs entirely inside one ``__anext__`` of :meth:`as_completed`, so no task
         outlives a ``yield`` and leaving the loop early is always safe. Once a job has finished,
@@ -1176,7 +1180,7 @@ class AsyncClient(_BaseClient):
             send.send_nowait((index, outcome))
 
         async with send, receive, anyio.create_task_group() as tg:
-            while stop_at is None or (in_flight and clock() < stop_at):
+            while many.pending and (stop_at is None or (in_flight and clock() < stop_at)):
                 if stop_at is None:
                     for index, data in many.take_due(self._concurrency - len(in_flight)):
                         in_flight.add(index)
@@ -1202,7 +1206,7 @@ class AsyncClient(_BaseClient):
                     failure = exc
                     break
                 handles[index]._data = many.results[index]
-                if finished is not None and stop_at is None:
+                if finished is not None and stop_at is None and until_first:
                     stop_at = clock() + _GRACE
             tg.cancel_scope.cancel()
         if failure is not None:
@@ -1232,6 +1236,10 @@ class AsyncClient(_BaseClient):
             APIError: On a non-transient error (e.g. authentication).
         """
         handles: list[AsyncJob] = [self._handle(j) for j in jobs]
-        async for _ in self.as_completed(handles, timeout=timeout, poll=poll):
-            pass
+        many = ManyWait(self._settings, [h._data for h in handles], timeout=timeout, poll=poll)
+        while many.pending:  # one round for the whole wait: nothing is yielded mid-way
+            left = many.time_left()
+            if left is not None and left <= 0:
+                raise _many_timeout(many, handles, lambda d: AsyncJob(d, self))
+            await self._poll_round(many, handles, until_first=False)
         return handles
