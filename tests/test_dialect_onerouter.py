@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -25,7 +24,6 @@ from mediajobs._exceptions import (
 )
 from mediajobs._models import Artifact, JobData, JobErrorInfo, JobStatus
 from mediajobs.dialects import base
-from mediajobs.dialects.base import UnknownStatusWarning
 from mediajobs.dialects.onerouter import OneRouter
 
 IMAGE_HOST = "https://image.onerouter.pro"
@@ -384,19 +382,6 @@ def test_parse_poll_normalizes_each_status(
     assert job.raw_status == raw
 
 
-def test_unknown_status_runs_on_and_warns_once(dialect: OneRouter) -> None:
-    with pytest.warns(UnknownStatusWarning, match="queued_upstream") as record:
-        first = _polled(dialect, status="queued_upstream")
-    with warnings.catch_warnings(record=True) as again:
-        warnings.simplefilter("always")
-        second = _polled(dialect, status="queued_upstream")
-    assert len(record) == 1
-    assert again == []
-    for job in (first, second):
-        assert job.status is JobStatus.RUNNING
-        assert job.raw_status == "queued_upstream"
-
-
 # ------------------------------------------------------------------------------------- errors
 
 
@@ -446,20 +431,6 @@ def test_envelope_without_code_passes(dialect: OneRouter) -> None:
     body = {"data": _poll_data(status="created")}
     job = dialect.parse_poll(_response(body), previous=dialect.job_for_id(TASK_ID))
     assert job.status is JobStatus.QUEUED
-
-
-@pytest.mark.parametrize(
-    ("status_code", "cls"), [(401, AuthenticationError), (429, RateLimitError), (502, ServerError)]
-)
-def test_http_errors_raise_by_status(
-    dialect: OneRouter, status_code: int, cls: type[APIError]
-) -> None:
-    body = _envelope(None, code=status_code, message="nope")
-    with pytest.raises(cls, match="nope") as info:
-        dialect.parse_poll(
-            _response(body, status_code=status_code), previous=dialect.job_for_id(TASK_ID)
-        )
-    assert info.value.status_code == status_code
 
 
 def test_http_error_status_wins_over_an_ok_envelope(dialect: OneRouter) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,19 +10,13 @@ import httpx
 import pytest
 
 from mediajobs._exceptions import (
-    APIError,
     AuthenticationError,
-    BadRequestError,
-    NotFoundError,
     PaymentRequiredError,
     ProtocolError,
-    RateLimitError,
-    ServerError,
     UnsupportedError,
 )
 from mediajobs._models import Artifact, JobData, JobErrorInfo, JobStatus
 from mediajobs.dialects import base
-from mediajobs.dialects.base import UnknownStatusWarning
 from mediajobs.dialects.openrouter import OpenRouter
 
 API = "https://openrouter.ai"
@@ -310,43 +303,7 @@ def test_parse_poll_normalizes_each_status(
     assert job.raw_status == raw
 
 
-def test_unknown_status_runs_on_and_warns_once(dialect: OpenRouter) -> None:
-    with pytest.warns(UnknownStatusWarning, match="upscaling") as record:
-        first = _polled(dialect, status="upscaling")
-    with warnings.catch_warnings(record=True) as again:
-        warnings.simplefilter("always")
-        second = _polled(dialect, status="upscaling")
-    assert len(record) == 1
-    assert again == []
-    for job in (first, second):
-        assert job.status is JobStatus.RUNNING
-        assert job.raw_status == "upscaling"
-        assert not job.done
-
-
 # ------------------------------------------------------------------------------------- errors
-
-
-@pytest.mark.parametrize(
-    ("code", "cls"),
-    [
-        (400, BadRequestError),
-        (401, AuthenticationError),
-        (402, PaymentRequiredError),
-        (404, NotFoundError),
-        (429, RateLimitError),
-        (500, ServerError),
-        (502, ServerError),
-    ],
-)
-def test_error_bodies_raise_by_status(dialect: OpenRouter, code: int, cls: type[APIError]) -> None:
-    body = {"error": {"code": code, "message": f"boom {code}", "metadata": {}}}
-    with pytest.raises(cls) as info:
-        dialect.parse_poll(_response(code, body), previous=dialect.job_for_id(JOB_ID))
-    assert info.value.status_code == code
-    assert info.value.body == body
-    assert info.value.provider == "openrouter"
-    assert f"boom {code}" in str(info.value)
 
 
 def test_submit_refused_for_credits(dialect: OpenRouter) -> None:

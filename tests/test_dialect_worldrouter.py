@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from datetime import datetime, timezone
 from typing import Any
 
@@ -11,18 +10,11 @@ import httpx
 import pytest
 
 from mediajobs._exceptions import (
-    APIError,
-    AuthenticationError,
-    NotFoundError,
-    PaymentRequiredError,
     ProtocolError,
-    RateLimitError,
-    ServerError,
     UnsupportedError,
 )
 from mediajobs._models import Artifact, JobData, JobStatus
 from mediajobs.dialects import base
-from mediajobs.dialects.base import UnknownStatusWarning
 from mediajobs.dialects.worldrouter import WorldRouter
 
 API = "https://inference-api.worldrouter.ai"
@@ -399,43 +391,7 @@ def test_failed_with_error_string(dialect: WorldRouter) -> None:
     assert job.error.code is None
 
 
-def test_unknown_status_is_running_and_warned_once(dialect: WorldRouter) -> None:
-    with pytest.warns(UnknownStatusWarning, match="'moderating'") as caught:
-        first = polled(dialect, {**CREATED, "status": "moderating"})
-    assert len(caught) == 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a second warning would fail here
-        second = polled(dialect, {**CREATED, "status": "moderating"})
-    for job in (first, second):
-        assert job.status is JobStatus.RUNNING
-        assert job.raw_status == "moderating"
-        assert not job.done
-
-
 # ----------------------------------------------------------------------- malformed answers
-
-
-@pytest.mark.parametrize(
-    ("status_code", "error_class"),
-    [
-        (401, AuthenticationError),
-        (402, PaymentRequiredError),
-        (404, NotFoundError),
-        (429, RateLimitError),
-        (500, ServerError),
-    ],
-)
-def test_error_statuses(
-    dialect: WorldRouter, status_code: int, error_class: type[APIError]
-) -> None:
-    body = {"error": {"message": "provider says no", "type": "invalid_request_error"}}
-    with pytest.raises(error_class, match="provider says no") as on_submit:
-        dialect.parse_submit(respond(status_code, body, method="POST"), kind="image", model="m")
-    assert on_submit.value.status_code == status_code
-    assert on_submit.value.body == body
-    with pytest.raises(error_class, match="provider says no") as on_poll:
-        dialect.parse_poll(respond(status_code, body), previous=dialect.job_for_id(TASK_ID))
-    assert on_poll.value.status_code == status_code
 
 
 def test_malformed_json_is_a_protocol_error(dialect: WorldRouter) -> None:
