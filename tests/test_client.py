@@ -27,7 +27,7 @@ PROVIDERS = sorted(CASES)
 
 @pytest.fixture
 def fake() -> FakeProvider:
-    return FakeProvider()
+    return FakeProvider(api_key="test-key")  # strict: wrong-key tests need a 401
 
 
 def sync_client(fake: FakeProvider, provider: str, **kwargs: Any) -> mj.Client:

@@ -442,39 +442,91 @@ def test_images_generations_without_async_is_onerouter(api: httpx.Client) -> Non
 # ------------------------------------------------------------------------------------ auth
 
 
+def rejected(provider: str, answer: httpx.Response) -> bool:
+    """Whether an answer is the provider's own 401 shape."""
+    body = answer.json()
+    if provider == "onerouter":
+        return (answer.status_code, body["code"], body["data"]) == (200, 401, None)
+    if provider == "openrouter":
+        return (answer.status_code, body["error"]["code"]) == (401, 401)
+    return answer.status_code == 401 and body["error"]["code"] == "invalid_api_key"
+
+
+MALFORMED_AUTH = (None, "", "Bearer", "Bearer ", "Basic dGVzdA==", "Bearer two words", "test-key")
+
+
 @pytest.mark.parametrize(
     ("provider", "auth"),
     [
         (provider, auth)
         for provider in PROVIDERS
-        for auth in (None, "Bearer wrong", "test-key")
+        for auth in (*MALFORMED_AUTH, "Bearer wrong")
         if (provider, auth) != ("onerouter", "test-key")  # OneRouter accepts the raw key
     ],
 )
-def test_auth_rejection_shapes(fake: FakeProvider, provider: str, auth: str | None) -> None:
-    headers = {"Authorization": auth} if auth else {}
+def test_strict_key_rejection_shapes(clock: FakeClock, provider: str, auth: str | None) -> None:
+    fake = FakeProvider(clock, api_key="test-key")
+    headers = {"Authorization": auth} if auth is not None else {}
     with httpx.Client(transport=fake.transport(), base_url=fake.api_origin, headers=headers) as c:
         answer = submit(c, provider)
-    body = answer.json()
-    if provider == "onerouter":
-        assert (answer.status_code, body["code"], body["data"]) == (200, 401, None)
-    elif provider == "openrouter":
-        assert (answer.status_code, body["error"]["code"]) == (401, 401)
-    else:
-        assert answer.status_code == 401
-        assert body["error"]["code"] == "invalid_api_key"
+    assert rejected(provider, answer)
     assert not fake.jobs
+    assert fake.submissions == 0
     recorded = fake.requests[-1]
     assert recorded.authorized is (auth is not None)
     assert recorded.status == answer.status_code
 
 
-def test_custom_api_key(clock: FakeClock) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_any_key_is_accepted_by_default(fake: FakeProvider, provider: str) -> None:
+    assert not fake.strict_key
+    assert fake.api_key == "test-key"  # still a key that works, for examples and the demo
+    keys = ["Bearer sk-live-my-own-app-key", "Bearer x"]
+    if provider == "onerouter":
+        keys.append("sk-raw-key-without-scheme")
+    for auth in keys:
+        with httpx.Client(
+            transport=fake.transport(), base_url=fake.api_origin, headers={"Authorization": auth}
+        ) as client:
+            answer = submit(client, provider)
+            assert answer.status_code in (200, 202), auth
+            jid = job_id(provider, answer)
+            assert poll(client, fake, jid).status_code == 200
+    assert fake.submissions == len(keys)
+
+
+@pytest.mark.parametrize(
+    ("provider", "auth"),
+    [
+        (provider, auth)
+        for provider in PROVIDERS
+        for auth in MALFORMED_AUTH
+        if (provider, auth) != ("onerouter", "test-key")
+    ],
+)
+def test_any_key_mode_still_rejects_missing_or_malformed_auth(
+    fake: FakeProvider, provider: str, auth: str | None
+) -> None:
+    headers = {"Authorization": auth} if auth is not None else {}
+    with httpx.Client(transport=fake.transport(), base_url=fake.api_origin, headers=headers) as c:
+        assert rejected(provider, submit(c, provider))
+    assert not fake.jobs
+
+
+def test_custom_api_key_is_strict(clock: FakeClock) -> None:
     fake = FakeProvider(clock, api_key="sk-other")
+    assert fake.strict_key
     with httpx.Client(transport=fake.transport(), base_url=fake.api_origin) as client:
         ok = submit(client, "openrouter", headers={"Authorization": "Bearer sk-other"})
         assert ok.status_code == 202
         assert submit(client, "openrouter", headers=BEARER).status_code == 401
+        raw = submit(client, "onerouter", headers={"Authorization": "sk-other"})
+        assert raw.json()["code"] == 200
+        assert (
+            submit(client, "onerouter", headers={"Authorization": "sk-othe"}).json()["code"] == 401
+        )
+    with pytest.raises(ValueError, match="empty"):
+        FakeProvider(api_key="")
 
 
 # ----------------------------------------------------------------------------- progressions
@@ -578,12 +630,67 @@ def test_submit_drop_after_record(api: httpx.Client, fake: FakeProvider) -> None
     assert (recorded.job_id, recorded.status, recorded.idempotency_key) == (job.id, None, "k-1")
 
 
-def test_a_retried_submit_is_a_second_job(api: httpx.Client, fake: FakeProvider) -> None:
-    headers = {"Idempotency-Key": "same"}
-    first = submit(api, "therouter", headers=headers).json()["id"]
-    second = submit(api, "therouter", headers=headers).json()["id"]
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_repeated_idempotency_key_returns_the_first_job(
+    api: httpx.Client, fake: FakeProvider, provider: str
+) -> None:
+    headers = {"Idempotency-Key": "order-7"}
+    first = submit(api, provider, headers=headers)
+    statuses(api, fake, provider, job_id(provider, first), 2)  # a replay shows the job as it is
+    again = submit(api, provider, headers=headers)
+    assert again.status_code == first.status_code
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert job_id(provider, again) == job_id(provider, first)
+    assert data(provider, again)["status"] != data(provider, first)["status"]
+    other = submit(api, provider, headers={"Idempotency-Key": "order-8"})
+    unkeyed = [submit(api, provider), submit(api, provider)]
+    assert len({job_id(provider, r) for r in (first, other, *unkeyed)}) == 4
+    assert (fake.submissions, fake.replays, len(fake.jobs)) == (4, 1, 4)
+    assert fake.submits_with_key("order-7") == 2
+    assert fake.submits_with_key("order-7", provider) == 2
+    assert fake.submits_with_key("order-7", "nobody") == 0
+    assert fake.submits_with_key("order-8") == 1
+    assert fake.requests[2].job_id == job_id(provider, first)
+
+
+def test_idempotency_keys_are_per_provider(api: httpx.Client, fake: FakeProvider) -> None:
+    headers = {"Idempotency-Key": "shared"}
+    ids = {job_id(p, submit(api, p, headers=headers)) for p in PROVIDERS}
+    assert len(ids) == len(PROVIDERS) == fake.submissions
+    assert fake.submits_with_key("shared") == len(PROVIDERS)
+
+
+def test_a_lost_submit_resent_with_its_key_finds_its_job(
+    api: httpx.Client, fake: FakeProvider
+) -> None:
+    fake.script(Scenario(submit_drop_after_record=True))
+    headers = {"Idempotency-Key": "k-lost"}
+    with pytest.raises(httpx.RemoteProtocolError):
+        submit(api, "openrouter", headers=headers)
+    (lost,) = fake.jobs
+    assert submit(api, "openrouter", headers=headers).json()["id"] == lost
+    assert (fake.submissions, fake.replays) == (1, 1)
+
+
+def test_a_rejected_submit_does_not_claim_its_key(api: httpx.Client, fake: FakeProvider) -> None:
+    fake.script(Scenario(submit_status=503))
+    headers = {"Idempotency-Key": "k-busy"}
+    assert submit(api, "therouter", headers=headers).status_code == 503
+    accepted = submit(api, "therouter", headers=headers)
+    assert accepted.status_code == 202
+    assert "Idempotent-Replayed" not in accepted.headers
+    assert (fake.submissions, fake.replays, fake.submits_with_key("k-busy")) == (1, 0, 1)
+
+
+def test_without_idempotency_a_retried_submit_is_a_second_job(clock: FakeClock) -> None:
+    fake = FakeProvider(clock, honor_idempotency=False)
+    with httpx.Client(transport=fake.transport(), base_url=fake.api_origin, headers=BEARER) as api:
+        headers = {"Idempotency-Key": "same"}
+        first = submit(api, "therouter", headers=headers).json()["id"]
+        second = submit(api, "therouter", headers=headers).json()["id"]
     assert first != second
     assert len(fake.jobs) == 2
+    assert (fake.submissions, fake.replays, fake.submits_with_key("same")) == (2, 0, 2)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

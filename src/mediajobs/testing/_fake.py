@@ -9,8 +9,10 @@ real HTTP. The provider shapes live in ``_wires``, the job state in ``_state``.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +20,7 @@ import httpx
 
 from ._scenario import Scenario, presets_in
 from ._state import (
+    DEFAULT_API_KEY,
     DEFAULT_API_ORIGIN,
     DEFAULT_STORAGE_ORIGIN,
     MAX_IN_MEMORY,
@@ -69,8 +72,16 @@ class FakeProvider:
 
     Args:
         clock: Seconds for progressions by elapsed time (default ``time.monotonic``).
-        api_key: The only key accepted.
+        api_key: The only key accepted. ``None`` (the default) accepts any non-empty key, so
+            an application's own keys work; a missing or malformed ``Authorization`` header
+            is still answered 401 in the provider's error shape.
         scenario: The default scenario of new jobs.
+        honor_idempotency: Answer a repeated ``Idempotency-Key`` (same provider, same key)
+            with the job its first submit created, creating nothing; ``False`` makes every
+            submit a new job, like a provider that ignores the header.
+
+    Raises:
+        ValueError: If ``api_key`` is empty.
 
     Example:
         >>> fake = FakeProvider()
@@ -81,11 +92,27 @@ class FakeProvider:
         self,
         clock: Callable[[], float] | None = None,
         *,
-        api_key: str = "test-key",
+        api_key: str | None = None,
         scenario: Scenario | None = None,
+        honor_idempotency: bool = True,
     ) -> None:
+        if api_key is not None and not api_key:
+            raise ValueError("api_key cannot be empty (None accepts any key)")
         self.clock: Callable[[], float] = clock or time.monotonic
-        self.api_key = api_key
+        self.api_key: str = api_key or DEFAULT_API_KEY
+        """A key the fake accepts: the one given, else ``"test-key"``."""
+        self.strict_key: bool = api_key is not None
+        """Whether :attr:`api_key` is the only key accepted (else any non-empty key is)."""
+        self.honor_idempotency = honor_idempotency
+        """Whether a repeated ``Idempotency-Key`` returns the first job (read at each submit)."""
+        self.submissions = 0
+        """Submits that created a job (idempotent replays and rejected submits do not count)."""
+        self.replays = 0
+        """Submits answered with an earlier job because their ``Idempotency-Key`` repeated."""
+        self.submits_by_key: Counter[tuple[str, str]] = Counter()
+        """``(provider, Idempotency-Key)`` → submits received with it that were answered with
+        a job (first and replayed alike)."""
+        self._idempotent: dict[tuple[str, str], str] = {}
         self.scenario: Scenario = scenario or Scenario()
         """The scenario of jobs no script claims, read at each submit."""
         self.api_origin = DEFAULT_API_ORIGIN
@@ -102,6 +129,36 @@ class FakeProvider:
         self._wires: dict[str, Wire] = {wire.name: wire(self) for wire in WIRES}
 
     # ----------------------------------------------------------------- public API
+
+    def accepts(self, key: str | None) -> bool:
+        """Whether a request carrying this key is let in.
+
+        Args:
+            key: The key from a well-formed ``Authorization`` header, or ``None``.
+
+        Returns:
+            ``True`` for any non-empty key, or only for :attr:`api_key` when
+            :attr:`strict_key`.
+        """
+        if not key:
+            return False
+        return not self.strict_key or hmac.compare_digest(key.encode(), self.api_key.encode())
+
+    def submits_with_key(self, idempotency_key: str, provider: str | None = None) -> int:
+        """Count the submits answered with a job that carried an ``Idempotency-Key``.
+
+        Args:
+            idempotency_key: The header's value.
+            provider: Only this provider's submits (default: every provider's).
+
+        Returns:
+            How many: 1 for a key used once, 3 for a first submit and two replays.
+        """
+        return sum(
+            count
+            for (name, key), count in self.submits_by_key.items()
+            if key == idempotency_key and provider in (None, name)
+        )
 
     def script(
         self,
@@ -317,6 +374,14 @@ class FakeProvider:
                 scenario = Scenario.from_header(header, scenario)
         except ValueError as exc:
             return wire.error(400, f"Fake scenario: {exc}")
+        key = incoming.request.headers.get("Idempotency-Key")
+        first = self.jobs.get(self._idempotent.get((wire.name, key or ""), ""))
+        if key and self.honor_idempotency and first is not None:
+            self.replays += 1
+            self.submits_by_key[wire.name, key] += 1
+            incoming.job_id = first.id
+            body = wire.submit_body(first)
+            return wire.ok(wire.submit_code, body, {"Idempotent-Replayed": "true"})
         if script is not None and script.remaining is not None:
             script.remaining -= 1
             if not script.remaining:
@@ -325,6 +390,10 @@ class FakeProvider:
             return wire.injected(scenario, scenario.submit_status)
         job = self._create_job(wire, kind, model, fields, scenario)
         incoming.job_id = job.id
+        self.submissions += 1
+        if key:
+            self.submits_by_key[wire.name, key] += 1
+            self._idempotent.setdefault((wire.name, key), job.id)
         if scenario.submit_drop_after_record:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=incoming.request

@@ -28,6 +28,8 @@ __all__ = [
     "RecordedRequest",
 ]
 
+DEFAULT_API_KEY = "test-key"
+"""The key :attr:`FakeProvider.api_key` reports when any key is accepted."""
 DEFAULT_API_ORIGIN = "http://api.fake.mediajobs.test"
 """The API origin of an in-process fake: the ``base_url`` to give a client."""
 DEFAULT_STORAGE_ORIGIN = "http://storage.fake.mediajobs.test"

@@ -57,7 +57,8 @@ class Wire(abc.ABC):
         self.fake = fake
 
     def authenticate(self, header: str | None) -> bool:
-        return header == f"Bearer {self.fake.api_key}"
+        """Whether an ``Authorization`` header carries a key the fake accepts (``Bearer <key>``)."""
+        return self.fake.accepts(bearer_key(header))
 
     def raw(self, job: FakeJob, stage: str) -> str:
         return job.scenario.raw_statuses.get(stage) or self.statuses.get(stage, stage)
@@ -383,7 +384,10 @@ class OneRouterWire(Wire):
     required = ("task_id", "status")
 
     def authenticate(self, header: str | None) -> bool:
-        return header in (self.fake.api_key, f"Bearer {self.fake.api_key}")
+        """Like the others, but the raw key (``Authorization: <key>``) is accepted too."""
+        raw = header.strip() if header is not None else ""
+        key = bearer_key(header) if raw.partition(" ")[0] == "Bearer" else raw
+        return self.fake.accepts(key if key and " " not in key else None)
 
     def ok(self, status: int, body: dict[str, Any], headers: Mapping[str, str]) -> httpx.Response:
         envelope = {"code": 200, "message": "success", "data": body}
@@ -521,6 +525,20 @@ def route(incoming: Incoming) -> tuple[str, str, str, str | None] | None:
             return ("onerouter", action, kind, None)
         return (provider, action, kind, match.groupdict().get("id"))
     return None
+
+
+def bearer_key(header: str | None) -> str | None:
+    """Return the key of a well-formed ``Bearer <key>`` header, else ``None``.
+
+    Args:
+        header: The ``Authorization`` header.
+
+    Returns:
+        The non-empty key, or ``None`` when missing or malformed.
+    """
+    scheme, _, key = (header or "").strip().partition(" ")
+    key = key.strip()
+    return key if scheme == "Bearer" and key and " " not in key else None
 
 
 WIRES: tuple[type[Wire], ...] = (TheRouterWire, WorldRouterWire, OpenRouterWire, OneRouterWire)
