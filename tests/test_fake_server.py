@@ -8,9 +8,12 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -24,6 +27,7 @@ pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.e2e
 
 BEARER = {"Authorization": "Bearer test-key"}
+AUTH = "Authorization: Bearer test-key"
 
 
 @pytest.fixture
@@ -165,3 +169,43 @@ def test_serve_until_terminated(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
         assert process.stdout.read() == ""
+
+
+def wait_for(condition: Callable[[], bool], within: float = 10.0) -> bool:
+    """Poll a condition until it holds or ``within`` seconds pass (a bound, not a measurement)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["close", "reset"])
+def test_an_abandoned_big_download_stops_streaming_and_stalls_nothing(
+    fake_provider: FakeProvider,
+    fake_server: FakeServer,
+    api: httpx.Client,
+    caplog: pytest.LogCaptureFixture,
+    reset: bool,
+) -> None:
+    size = 2 * 1024**3
+    fake_provider.scenario = Scenario(steps=(), artifact_size=size)
+    jid = api.post("/api/v1/videos", json={"model": "m"}).json()["id"]
+    url = httpx.URL(api.get(f"/api/v1/videos/{jid}").json()["unsigned_urls"][0])
+    job = fake_provider.jobs[jid]
+    with socket.create_connection((url.host, url.port), timeout=5) as raw:
+        target = url.raw_path.decode()
+        raw.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: {url.netloc.decode()}\r\n{AUTH}\r\n\r\n".encode()
+        )
+        assert raw.recv(65536).startswith(b"HTTP/1.1 200")
+        if reset:  # like a killed process: RST instead of FIN
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # The next request is answered within an ordinary client timeout...
+    with httpx.Client(headers=BEARER, timeout=5) as client:
+        assert client.get(f"{fake_server.base_url}/api/v1/videos/models").status_code == 200
+    # ...and the body generator was stopped, far from the end of the 2 GiB.
+    assert wait_for(lambda: job.downloads_unfinished == 1)
+    assert 0 < job.bytes_served < size // 4
+    assert "socket.send() raised exception" not in caplog.text

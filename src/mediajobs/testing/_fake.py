@@ -319,8 +319,18 @@ class FakeProvider:
         if scenario.drop_download_after is not None and method == "GET" and first:
             job.dropped.add(artifact.index)
             drop = scenario.drop_download_after
+
+        def ended(sent: int, complete: bool) -> None:
+            with self._lock:
+                job.bytes_served += sent
+                job.downloads_unfinished += not complete
+
         return artifact_response(
-            artifact.body(), incoming.request, ignore_range=scenario.ignore_range, drop_after=drop
+            artifact.body(),
+            incoming.request,
+            ignore_range=scenario.ignore_range,
+            drop_after=drop,
+            on_end=ended,
         )
 
     # ----------------------------------------------------------------- internals

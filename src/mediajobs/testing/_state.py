@@ -169,6 +169,11 @@ class FakeJob:
     """Status polls answered with the job."""
     downloads: int = 0
     """Artifact downloads received (storage and OpenRouter content)."""
+    bytes_served: int = 0
+    """Artifact body bytes handed to clients, over all downloads."""
+    downloads_unfinished: int = 0
+    """Artifact bodies that stopped before their last byte: the client hung up (the server
+    stops streaming at once) or the scenario cut the connection."""
     cancelled: bool = False
     """Whether it was cancelled."""
     started_unix: float | None = None

@@ -13,6 +13,7 @@ import httpx
 __all__ = [
     "ArtifactBody",
     "ArtifactStream",
+    "StreamEnd",
     "UrlSigner",
     "artifact_response",
     "extension_for",
@@ -49,6 +50,8 @@ def extension_for(content_type: str) -> str:
 
 
 _Segment = tuple[int, Callable[[int, int], Iterator[bytes]]]
+StreamEnd = Callable[[int, bool], None]
+"""``on_end(sent, complete)`` of an :class:`ArtifactStream`."""
 
 
 class ArtifactBody:
@@ -130,6 +133,8 @@ class ArtifactStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         end: The offset after the last byte to send.
         request: The request answered (carried by the simulated connection error).
         drop_after: Cut the connection after this many bytes (``None``: never).
+        on_end: Called once the body stops, however it stops, with the bytes sent and whether
+            that was all of them (a client that hangs up early leaves it ``False``).
     """
 
     def __init__(
@@ -140,28 +145,35 @@ class ArtifactStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         *,
         request: httpx.Request,
         drop_after: int | None = None,
+        on_end: StreamEnd | None = None,
     ) -> None:
         self._body = body
         self._start = start
         self._end = end
         self._request = request
         self._drop_after = drop_after
+        self._on_end = on_end
 
     def __iter__(self) -> Iterator[bytes]:
         """Yield the chunks, raising ``httpx.RemoteProtocolError`` where the drop is."""
         limit = self._drop_after
         sent = 0
-        for chunk in self._body.iter_range(self._start, self._end):
-            if limit is not None and sent + len(chunk) > limit:
-                if limit > sent:
-                    yield chunk[: limit - sent]
-                raise httpx.RemoteProtocolError(
-                    "peer closed connection without sending complete message body: "
-                    f"received {limit} bytes, expected {self._end - self._start}",
-                    request=self._request,
-                )
-            sent += len(chunk)
-            yield chunk
+        try:
+            for chunk in self._body.iter_range(self._start, self._end):
+                if limit is not None and sent + len(chunk) > limit:
+                    if limit > sent:
+                        part, sent = chunk[: limit - sent], limit
+                        yield part
+                    raise httpx.RemoteProtocolError(
+                        "peer closed connection without sending complete message body: "
+                        f"received {limit} bytes, expected {self._end - self._start}",
+                        request=self._request,
+                    )
+                sent += len(chunk)
+                yield chunk
+        finally:
+            if self._on_end is not None:
+                self._on_end(sent, sent == self._end - self._start)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         """Yield the same chunks as :meth:`__iter__`, for async clients."""
@@ -277,6 +289,7 @@ def artifact_response(
     *,
     ignore_range: bool = False,
     drop_after: int | None = None,
+    on_end: StreamEnd | None = None,
 ) -> httpx.Response:
     """Serve an artifact: 200 or 206 for ``Range``, always with Content-Length and Content-Type.
 
@@ -285,6 +298,7 @@ def artifact_response(
         request: The GET or HEAD request.
         ignore_range: Send the whole body with 200 whatever ``Range`` says.
         drop_after: Cut the connection after this many body bytes.
+        on_end: Told how the body stream ended (see :class:`ArtifactStream`).
 
     Returns:
         The streaming response (416 for an unsatisfiable range).
@@ -309,5 +323,5 @@ def artifact_response(
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
         return httpx.Response(status, headers=headers)
-    stream = ArtifactStream(body, start, end, request=request, drop_after=drop_after)
+    stream = ArtifactStream(body, start, end, request=request, drop_after=drop_after, on_end=on_end)
     return httpx.Response(status, headers=headers, stream=stream)
