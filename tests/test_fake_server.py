@@ -209,3 +209,32 @@ def test_an_abandoned_big_download_stops_streaming_and_stalls_nothing(
     assert wait_for(lambda: job.downloads_unfinished == 1)
     assert 0 < job.bytes_served < size // 4
     assert "socket.send() raised exception" not in caplog.text
+
+
+def test_stop_mid_download_gives_the_client_a_prompt_connection_error(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    fake = FakeProvider(scenario=Scenario(steps=(), artifact_size=2 * 1024**3))
+    server = FakeServer(fake)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.base_url, headers=BEARER, timeout=5) as client:
+            jid = client.post("/api/v1/videos", json={"model": "m"}).json()["id"]
+            url = client.get(f"/api/v1/videos/{jid}").json()["unsigned_urls"][0]
+            with client.stream("GET", url) as response:
+                chunks = response.iter_raw()
+                assert next(chunks)
+                server.stop(grace=0.1)
+                # A connection error, not a read timeout after 5 s of silence.
+                with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+                    for _ in chunks:
+                        pass
+    finally:
+        server.stop()
+    assert fake.jobs[jid].downloads_unfinished == 1
+    assert fake.jobs[jid].bytes_served < 2 * 1024**3
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=2)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "CancelledError" not in err

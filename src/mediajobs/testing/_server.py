@@ -6,6 +6,7 @@ uvicorn (the ``testing`` extra) is imported only when a server starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import threading
@@ -57,6 +58,7 @@ class FakeServer:
         self._servers: list[uvicorn.Server] = []
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._origins: tuple[str, str] | None = None
         self._saved_origins = (self.fake.api_origin, self.fake.storage_origin)
 
@@ -124,21 +126,51 @@ class FakeServer:
                 raise RuntimeError("the fake server did not start") from self._failure
             time.sleep(0.01)
 
-    def stop(self) -> None:
-        """Stop serving, close the ports and give the fake its previous origins back."""
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop serving, close the ports and give the fake its previous origins back.
+
+        Idle connections close at once. Responses in flight get ``grace`` seconds to finish;
+        then their connections are aborted, so clients see a connection error at once rather
+        than waiting for their read timeout.
+
+        Args:
+            grace: Seconds in-flight responses may take to finish.
+        """
         thread = self._thread
         if thread is None:
             return
         for server in self._servers:
             server.should_exit = True
-        thread.join(timeout=3)
+        thread.join(timeout=grace)
+        loop = self._loop
+        if thread.is_alive() and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._abort_connections)
+            thread.join(timeout=3)
         if thread.is_alive():
             for server in self._servers:
                 server.force_exit = True
             thread.join(timeout=5)
         self._thread = None
+        self._loop = None
         self._origins = None
         self.fake.api_origin, self.fake.storage_origin = self._saved_origins
+
+    def _abort_connections(self) -> None:
+        """Reset every open connection (runs on the server's loop).
+
+        The app's body loop notices the closed transport and returns, so no task is left to
+        cancel (which uvicorn would log with a traceback).
+        """
+        for server in self._servers:
+            for connection in list(server.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if isinstance(transport, asyncio.Transport):
+                    transport.abort()
+                # A body send waiting for the socket to drain would wait forever: release it.
+                resume = getattr(connection, "resume_writing", None)
+                if callable(resume):
+                    resume()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block while the server runs.
@@ -173,6 +205,7 @@ class FakeServer:
 
     def _run(self, sockets: list[socket.socket]) -> None:
         async def serve_all() -> None:
+            self._loop = asyncio.get_running_loop()
             await asyncio.gather(
                 *(
                     server.serve(sockets=[sock])
