@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -312,6 +313,60 @@ def test_openrouter_error_is_a_string(api: httpx.Client, fake: FakeProvider, out
     assert done["status"] == outcome
     assert isinstance(done["error"], str)
     assert no_nulls(done)
+
+
+def test_openrouter_signed_urls_need_no_key_and_expire(
+    api: httpx.Client, fake: FakeProvider, anon: httpx.Client
+) -> None:
+    fake.scenario = Scenario(steps=(), openrouter_shape="signed_urls", artifact_count=2)
+    jid = submit(api, "openrouter").json()["id"]
+    done = api.get(f"/api/v1/videos/{jid}").json()
+    assert done["status"] == "completed"
+    assert no_nulls(done)
+    signed, unsigned = done["urls"], done["unsigned_urls"]
+    assert len(signed) == len(unsigned) == 2
+    expires = datetime.fromisoformat(done["expires_at"].replace("Z", "+00:00"))
+    assert expires > datetime.now(timezone.utc) + timedelta(days=6)
+    for index, url in enumerate(signed):
+        assert url.startswith(f"{DEFAULT_STORAGE_ORIGIN}/openrouter-media/{jid}/{index}.mp4?")
+        video = anon.get(url)  # no key needed
+        assert (video.status_code, video.headers["Content-Type"]) == (200, "video/mp4")
+        assert video.content == fake.artifact_bytes(jid, index)
+        # the unsigned twin serves the same bytes, with the key only
+        assert anon.get(unsigned[index]).status_code == 401
+        assert api.get(unsigned[index]).content == video.content
+    # the storage verifies the signature and refuses credentials
+    tampered = signed[0].replace("X-Signature=", "X-Signature=0")
+    assert anon.get(tampered).status_code == 403
+    assert api.get(signed[0]).status_code == 400
+
+
+def test_openrouter_expired_signed_urls_leave_the_unsigned_ones(
+    api: httpx.Client, fake: FakeProvider, anon: httpx.Client
+) -> None:
+    fake.scenario = Scenario.from_preset("signed-urls").merged({"expired_urls": True, "steps": ()})
+    jid = submit(api, "openrouter").json()["id"]
+    stale = api.get(f"/api/v1/videos/{jid}").json()
+    refused = anon.get(stale["urls"][0])
+    assert (refused.status_code, b"Request has expired" in refused.content) == (403, True)
+    assert api.get(stale["unsigned_urls"][0]).content == fake.artifact_bytes(jid, 0)
+    fresh = api.get(f"/api/v1/videos/{jid}").json()["urls"][0]
+    assert anon.get(fresh).content == fake.artifact_bytes(jid, 0)
+
+
+def test_openrouter_default_shape_has_no_signed_urls(api: httpx.Client, fake: FakeProvider) -> None:
+    fake.scenario = Scenario(steps=())
+    jid = submit(api, "openrouter").json()["id"]
+    assert set(api.get(f"/api/v1/videos/{jid}").json()) == {
+        "id",
+        "polling_url",
+        "status",
+        "generation_id",
+        "unsigned_urls",
+        "usage",
+    }
+    with pytest.raises(ValueError, match="openrouter_shape"):
+        Scenario(openrouter_shape="both")  # type: ignore[arg-type]
 
 
 def test_openrouter_relative_polling_url(api: httpx.Client, fake: FakeProvider) -> None:

@@ -92,6 +92,9 @@ class Scenario:
     """OneRouter success shape: ``outputs[]`` or ``urls.video``."""
     relative_polling_url: bool = False
     """OpenRouter: send ``polling_url`` relative (``/api/v1/videos/<id>``)."""
+    openrouter_shape: Literal["unsigned_urls", "signed_urls"] = "unsigned_urls"
+    """OpenRouter success shape: ``unsigned_urls[]`` only (they need the key), or the newer
+    answer that adds ``urls[]`` (pre-signed storage URLs that need no key) and ``expires_at``."""
 
     def __post_init__(self) -> None:
         freeze = object.__setattr__
@@ -111,6 +114,8 @@ class Scenario:
             raise ValueError(f"unknown therouter_shape: {self.therouter_shape!r}")
         if self.onerouter_shape not in ("outputs", "urls_video"):
             raise ValueError(f"unknown onerouter_shape: {self.onerouter_shape!r}")
+        if self.openrouter_shape not in ("unsigned_urls", "signed_urls"):
+            raise ValueError(f"unknown openrouter_shape: {self.openrouter_shape!r}")
 
     @classmethod
     def from_dict(cls, fields: Mapping[str, Any]) -> Scenario:
@@ -222,6 +227,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         "big": {"artifact_size": 64 * 1024 * 1024},
         "many": {"artifact_count": 3},
         "expired-urls": {"expired_urls": True},
+        "signed-urls": {"openrouter_shape": "signed_urls"},
         "malformed": {"malformed": frozenset({"poll"})},
     }
 )

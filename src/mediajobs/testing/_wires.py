@@ -314,6 +314,10 @@ class OpenRouterWire(Wire):
         body = self.submit_body(job)
         if job.status == "succeeded":
             base = f"{self.fake.api_origin}{job.poll_path}/content"
+            if job.scenario.openrouter_shape == "signed_urls":
+                body["urls"] = self.fake._signed_urls(job)
+                stored_until = (job.finished_unix or job.created_unix) + URL_TTL_REPORTED
+                body["expires_at"] = utc(stored_until).strftime("%Y-%m-%dT%H:%M:%SZ")
             body["unsigned_urls"] = [f"{base}?index={a.index}" for a in job.artifacts]
             body["usage"] = {"cost": job.scenario.cost, "is_byok": False}
         elif job.status in TERMINAL:
