@@ -194,7 +194,7 @@ def test_an_abandoned_big_download_stops_streaming_and_stalls_nothing(
     jid = api.post("/api/v1/videos", json={"model": "m"}).json()["id"]
     url = httpx.URL(api.get(f"/api/v1/videos/{jid}").json()["unsigned_urls"][0])
     job = fake_provider.jobs[jid]
-    with socket.create_connection((url.host, url.port), timeout=5) as raw:
+    with socket.create_connection((url.host, url.port or 80), timeout=5) as raw:
         target = url.raw_path.decode()
         raw.sendall(
             f"GET {target} HTTP/1.1\r\nHost: {url.netloc.decode()}\r\n{AUTH}\r\n\r\n".encode()
