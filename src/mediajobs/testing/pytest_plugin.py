@@ -2,7 +2,12 @@
 
 Registered as the ``mediajobs`` pytest plugin when mediajobs is installed; otherwise add
 ``pytest_plugins = ["mediajobs.testing.pytest_plugin"]`` to your top-level ``conftest.py``.
-uvicorn is imported only by the ``fake_server`` fixture, so the plugin loads without it.
+
+The client fixtures talk to ``fake_provider`` in-process (no sockets) and never sleep: polls
+and retries follow zero-delay policies, so a whole job (submit, polls, download) takes
+milliseconds. Their provider is ``fake_provider_name`` (``"openrouter"``); override that fixture,
+or parametrize it, to test another. mediajobs is imported when a fixture is first used and
+uvicorn only by ``fake_server``, so the plugin loads without either.
 """
 
 from __future__ import annotations
@@ -13,14 +18,23 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from mediajobs import AsyncClient, Client, PollPolicy, RetryPolicy
     from mediajobs.testing import FakeProvider, FakeServer
 
-__all__ = ["fake_provider", "fake_server"]
+__all__ = [
+    "fake_async_client",
+    "fake_client",
+    "fake_poll_policy",
+    "fake_provider",
+    "fake_provider_name",
+    "fake_retry_policy",
+    "fake_server",
+]
 
 
 @pytest.fixture
 def fake_provider() -> FakeProvider:
-    """A fresh in-process fake of the four providers (API key ``test-key``).
+    """A fresh in-process fake of the four providers; it accepts any non-empty API key.
 
     Returns:
         The fake; use ``fake_provider.transport()`` and ``fake_provider.api_origin``.
@@ -28,6 +42,116 @@ def fake_provider() -> FakeProvider:
     from mediajobs.testing import FakeProvider  # noqa: PLC0415  (keep the plugin light)
 
     return FakeProvider()
+
+
+@pytest.fixture
+def fake_provider_name() -> str:
+    """The provider the client fixtures speak: ``"openrouter"`` unless overridden.
+
+    Returns:
+        ``"therouter"``, ``"worldrouter"``, ``"openrouter"`` or ``"onerouter"``.
+    """
+    return "openrouter"
+
+
+@pytest.fixture
+def fake_poll_policy() -> PollPolicy:
+    """A poll policy that never sleeps (server hints included).
+
+    Returns:
+        The policy, for clients of your own.
+    """
+    from mediajobs import PollPolicy  # noqa: PLC0415
+
+    return PollPolicy(initial=0.0, factor=1.0, max_interval=0.0, jitter=0.0, max_hint=0.0)
+
+
+@pytest.fixture
+def fake_retry_policy() -> RetryPolicy:
+    """A retry policy that retries at once (``Retry-After`` included), five attempts in all.
+
+    Returns:
+        The policy, for clients of your own.
+    """
+    from mediajobs import RetryPolicy  # noqa: PLC0415
+
+    return RetryPolicy(initial=0.0, max_delay=0.0, jitter=0.0, max_retry_after=0.0)
+
+
+@pytest.fixture
+def fake_client(
+    fake_provider: FakeProvider,
+    fake_provider_name: str,
+    fake_poll_policy: PollPolicy,
+    fake_retry_policy: RetryPolicy,
+) -> Iterator[Client]:
+    """A blocking :class:`~mediajobs.Client` wired to ``fake_provider`` in-process.
+
+    Args:
+        fake_provider: The fake it talks to.
+        fake_provider_name: The provider it speaks.
+        fake_poll_policy: Its poll policy (no sleeping).
+        fake_retry_policy: Its retry policy (no sleeping).
+
+    Yields:
+        The client (closed afterwards).
+    """
+    import httpx  # noqa: PLC0415
+
+    from mediajobs import Client  # noqa: PLC0415
+
+    with (
+        httpx.Client(transport=fake_provider.transport()) as http,
+        Client(
+            fake_provider_name,
+            api_key=fake_provider.api_key,
+            base_url=fake_provider.api_origin,
+            http_client=http,
+            poll=fake_poll_policy,
+            retry=fake_retry_policy,
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def fake_async_client(
+    fake_provider: FakeProvider,
+    fake_provider_name: str,
+    fake_poll_policy: PollPolicy,
+    fake_retry_policy: RetryPolicy,
+) -> Iterator[AsyncClient]:
+    """An :class:`~mediajobs.AsyncClient` wired to ``fake_provider`` in-process.
+
+    A plain fixture, so it works from async tests under any plugin (anyio, pytest-asyncio)
+    and any backend (asyncio, trio): the in-process transport holds no sockets.
+
+    Args:
+        fake_provider: The fake it talks to.
+        fake_provider_name: The provider it speaks.
+        fake_poll_policy: Its poll policy (no sleeping).
+        fake_retry_policy: Its retry policy (no sleeping).
+
+    Yields:
+        The client (its HTTP client closed afterwards).
+    """
+    import anyio  # noqa: PLC0415
+    import httpx  # noqa: PLC0415
+
+    from mediajobs import AsyncClient  # noqa: PLC0415
+
+    http = httpx.AsyncClient(transport=fake_provider.transport())
+    try:
+        yield AsyncClient(
+            fake_provider_name,
+            api_key=fake_provider.api_key,
+            base_url=fake_provider.api_origin,
+            http_client=http,
+            poll=fake_poll_policy,
+            retry=fake_retry_policy,
+        )
+    finally:
+        anyio.run(http.aclose)
 
 
 @pytest.fixture
