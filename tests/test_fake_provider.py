@@ -383,6 +383,13 @@ def test_openrouter_validation_errors(api: httpx.Client) -> None:
     assert submit(api, "openrouter", callback_url="http://plain").status_code == 400
 
 
+def test_openrouter_job_keeps_its_callback_url(api: httpx.Client, fake: FakeProvider) -> None:
+    hook = "https://app.example/hooks/video"
+    with_hook = submit(api, "openrouter", callback_url=hook).json()["id"]
+    without = submit(api, "openrouter").json()["id"]
+    assert (fake.jobs[with_hook].callback_url, fake.jobs[without].callback_url) == (hook, None)
+
+
 def test_openrouter_models(api: httpx.Client) -> None:
     response = api.get("/api/v1/videos/models")
     assert response.status_code == 200

@@ -435,6 +435,7 @@ class FakeProvider:
             poll_path=wire.poll_path(job_id, kind),
             created=self.clock(),
             created_unix=time.time(),
+            callback_url=str(fields["callback_url"]) if fields.get("callback_url") else None,
         )
         job.raw_status = wire.raw(job, job.status)
         self.jobs[job_id] = job

@@ -159,6 +159,8 @@ class FakeJob:
     """The fake's clock at submit."""
     created_unix: float
     """Wall time at submit."""
+    callback_url: str | None = None
+    """The ``callback_url`` the submit asked terminal notices to be sent to, if any."""
     status: str = "queued"
     """The normalized status last shown (or the unknown raw outcome)."""
     raw_status: str = ""
