@@ -13,7 +13,7 @@ uvicorn only by ``fake_server``, so the plugin loads without either.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import pytest
 
@@ -78,6 +78,18 @@ def fake_retry_policy() -> RetryPolicy:
     return RetryPolicy(initial=0.0, max_delay=0.0, jitter=0.0, max_retry_after=0.0)
 
 
+class _Wiring(TypedDict):
+    api_key: str
+    base_url: str
+    poll: PollPolicy
+    retry: RetryPolicy
+
+
+def _wiring(fake: FakeProvider, poll: PollPolicy, retry: RetryPolicy) -> _Wiring:
+    """The client arguments shared by the sync and async client fixtures."""
+    return {"api_key": fake.api_key, "base_url": fake.api_origin, "poll": poll, "retry": retry}
+
+
 @pytest.fixture
 def fake_client(
     fake_provider: FakeProvider,
@@ -104,11 +116,8 @@ def fake_client(
         httpx.Client(transport=fake_provider.transport()) as http,
         Client(
             fake_provider_name,
-            api_key=fake_provider.api_key,
-            base_url=fake_provider.api_origin,
             http_client=http,
-            poll=fake_poll_policy,
-            retry=fake_retry_policy,
+            **_wiring(fake_provider, fake_poll_policy, fake_retry_policy),
         ) as client,
     ):
         yield client
@@ -144,11 +153,8 @@ def fake_async_client(
     try:
         yield AsyncClient(
             fake_provider_name,
-            api_key=fake_provider.api_key,
-            base_url=fake_provider.api_origin,
             http_client=http,
-            poll=fake_poll_policy,
-            retry=fake_retry_policy,
+            **_wiring(fake_provider, fake_poll_policy, fake_retry_policy),
         )
     finally:
         anyio.run(http.aclose)
