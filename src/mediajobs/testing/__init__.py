@@ -3,7 +3,8 @@
 ``FakeProvider`` speaks the wire shapes of TheRouter, WorldRouter, OpenRouter and OneRouter at
 once; a ``Scenario`` scripts what each job does. Use ``fake.transport()`` with any httpx client,
 or ``FakeServer`` to serve it on loopback (needs the ``testing`` extra: uvicorn). The pytest
-plugin gives the fixtures ``fake_provider`` and ``fake_server``. See ``docs/testing.md``.
+plugin gives the fixtures ``fake_provider``, ``fake_client``, ``fake_async_client`` (in-process,
+no sleeping) and ``fake_server``. See ``docs/testing.md``.
 """
 
 from __future__ import annotations
