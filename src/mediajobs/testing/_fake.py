@@ -3,7 +3,7 @@
 Pure request → response: :meth:`FakeProvider.handle` takes an ``httpx.Request`` and returns an
 ``httpx.Response``, with no sockets. :meth:`FakeProvider.transport` plugs it into an
 ``httpx.Client`` or ``httpx.AsyncClient``; :class:`~mediajobs.testing.FakeServer` serves it over
-real HTTP. Wire facts follow ``WIRE.md``; where a provider left something open the fake picks
+real HTTP. Wire facts: docs/providers.md; where a provider left something open the fake picks
 one documented-looking shape.
 """
 
