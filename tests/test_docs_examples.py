@@ -115,6 +115,14 @@ def is_async(code: Any) -> bool:
     return bool(code.co_flags & inspect.CO_COROUTINE)
 
 
+def _awaits(block: Block) -> bool:
+    """Whether a block uses top-level ``await``; a block that does not compile fails later."""
+    try:
+        return is_async(compile_block(block))
+    except SyntaxError:
+        return False
+
+
 def _page_params() -> list[Any]:
     params = []
     for page in PAGES:
@@ -122,9 +130,7 @@ def _page_params() -> list[Any]:
         if not runnable:
             continue
         name = str(page.relative_to(ROOT))
-        backends = (
-            ["asyncio", "trio"] if any(is_async(compile_block(b)) for b in runnable) else [None]
-        )
+        backends = ["asyncio", "trio"] if any(_awaits(b) for b in runnable) else [None]
         params += [
             pytest.param(page, backend, id=name if backend is None else f"{name}-{backend}")
             for backend in backends
@@ -210,11 +216,11 @@ def run_page(page: Path, reader: Reader, backend: str | None) -> list[Block]:
     for block in python_blocks(page):
         if block.not_run is not None:
             continue
-        code = compile_block(block)
         before = len(reader.fake.requests)
         defined = set(namespace)
         stdout = io.StringIO()
         try:
+            code = compile_block(block)
             with contextlib.redirect_stdout(stdout):
                 if is_async(code):
                     _run_async(lambda code=code: eval(code, namespace), backend)
