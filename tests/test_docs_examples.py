@@ -211,7 +211,7 @@ def _run_async(function: Callable[[], Any], backend: str | None) -> None:
 
 def run_page(page: Path, reader: Reader, backend: str | None) -> list[Block]:
     """Run a page's runnable blocks in order in one namespace; return them."""
-    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    namespace: dict[str, Any] = {"__name__": "__main__"}  # script-like blocks run their main
     ran = []
     for block in python_blocks(page):
         if block.not_run is not None:
