@@ -1,7 +1,7 @@
 """The mediajobs error tree.
 
 Every failure a user can meet is one of these, translated from httpx, JSON or provider
-answers in one place (``_errors.py`` of the flows)::
+answers at the boundary (``translate`` in the flows, ``raise_for_status`` in the dialects)::
 
     MediaJobsError
     ├── ConfigurationError        missing key, bad base URL

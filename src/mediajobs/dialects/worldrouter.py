@@ -1,6 +1,6 @@
 """WorldRouter: asynchronous image tasks, and Grok-style video generations.
 
-Wire shape (``WIRE.md`` §2): ``POST /v1/images/generation_tasks`` answers 200 with a task body
+Wire (docs/providers.md): ``POST /v1/images/generation_tasks`` answers 200 with a task body
 (``task_id``/``id``, ``status``, ``created`` in unix seconds, ``created_at`` in ISO); the task is
 read at ``GET /v1/images/generation_tasks/{task_id}`` until ``completed`` (with ``data[].url``)
 or ``failed`` (with an error object or string). Video is created at
@@ -48,7 +48,7 @@ class WorldRouter(Dialect):
     default_hosts: ClassVar[Mapping[str, str]] = {"api": "https://inference-api.worldrouter.ai"}
     default_poll = PollPolicy()
     # WorldRouter documents queued, in_progress, completed, failed (and succeeded for video);
-    # running, cancelled and expired are WIRE.md §5's rows for every provider.
+    # running, cancelled and expired: the rows every provider shares (docs/providers.md).
     status_table: ClassVar[Mapping[str, JobStatus]] = {
         "queued": JobStatus.QUEUED,
         "in_progress": JobStatus.RUNNING,
