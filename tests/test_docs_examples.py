@@ -238,8 +238,16 @@ def run_page(page: Path, reader: Reader, backend: str | None) -> list[Block]:
     return ran
 
 
+PLUGIN_CLIENT_FIXTURES = {"fake_client", "fake_async_client"}
+"""Tests asking for these run under pytest itself, with the installed plugin, in
+``tests/test_pytest_plugin.py`` (parametrization and marks included); here they are only defined."""
+
+
 def _call_test(test: Callable[..., Any], reader: Reader, backend: str | None) -> None:
-    arguments = {name: reader.fixture(name) for name in inspect.signature(test).parameters}
+    parameters = set(inspect.signature(test).parameters)
+    if parameters & PLUGIN_CLIENT_FIXTURES:
+        return
+    arguments = {name: reader.fixture(name) for name in parameters}
     if inspect.iscoroutinefunction(test):
         _run_async(lambda: test(**arguments), backend)
     else:
