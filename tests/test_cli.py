@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from cli_support import KEY, KEY_VARS, clean_env, json_out, mj, run
 from mediajobs import (
     APIConnectionError,
     AuthenticationError,
@@ -33,9 +32,6 @@ from mediajobs import (
 )
 from mediajobs.testing import FakeProvider, FakeServer
 
-KEY = "test-key"
-KEY_VARS = ("THEROUTER_API_KEY", "WORLDROUTER_API_KEY", "OPENROUTER_API_KEY", "ONEROUTER_API_KEY")
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeServer]:
@@ -43,55 +39,8 @@ def server() -> Iterator[FakeServer]:
         yield running
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in KEY_VARS and not k.startswith("MEDIAJOBS_")
-    }
-    env.update(extra)
-    return env
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mediajobs", *args],
-        capture_output=True,
-        text=True,
-        env=env if env is not None else clean_env(),
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def mj(
-    server: FakeServer, provider: str, *args: str, **kwargs: Any
-) -> subprocess.CompletedProcess[str]:
-    """Run the CLI with the global options that point it at the served fake."""
-    return run(
-        "--provider",
-        provider,
-        "--base-url",
-        server.base_url,
-        "--api-key",
-        KEY,
-        "--poll-interval",
-        "0.05",
-        *args,
-        **kwargs,
-    )
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def json_out(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1, result.stdout
-    data: dict[str, Any] = json.loads(lines[0])
-    return data
 
 
 # ----------------------------------------------------------------------- end to end
