@@ -328,6 +328,17 @@ def test_verbose_logs_requests_without_signatures_or_key(
     assert "DEBUG mediajobs:" in result.stderr  # the library's own debug lines
 
 
+@pytest.mark.e2e
+def test_library_warnings_are_one_line(server: FakeServer) -> None:
+    server.fake.script(Scenario(steps=(), outcome="mystery_state"), model="unknown-at-once")
+    job_id = submitted_id(server, "therouter", "video", "--model", "unknown-at-once")
+    result = mj(server, "therouter", "status", job_id)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "warning: therouter sent unknown job status 'mystery_state'; treating it as still running"
+    ]
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -829,6 +830,10 @@ class _Output:
             hint = f"{action} `{command}`"
         self._report("KeyboardInterrupt", text if self.json else f"\n{text}", code, hint)
 
+    def warning(self, message: Warning | str, *_where: Any, **_more: Any) -> None:
+        """Show a Python warning as one line, like a logged one (``warnings.showwarning``)."""
+        self.err(f"warning: {message}")
+
     def _hint(self, exc: BaseException) -> str | None:
         resume = self.resume(exc)
         if resume is not None:
@@ -1261,7 +1266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = _Output(args)
     restore_logging = _configure_logging(args.verbose, out.redact)
     try:
-        return _run(args, out)
+        with warnings.catch_warnings():  # restores showwarning afterwards
+            warnings.showwarning = out.warning
+            return _run(args, out)
     finally:
         restore_logging()
 
