@@ -1169,13 +1169,15 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
         ) from None
     from .testing import FakeProvider, Scenario, serve
 
-    key = args.api_key or FAKE_API_KEY
     hint = f"{args.poll_hint:g}" if args.poll_hint else None
+    # Only a key given here is enforced; otherwise the fake's own default applies.
+    strict = {"api_key": args.api_key} if args.api_key else {}
+    fake = FakeProvider(**strict, scenario=Scenario(poll_retry_after=hint))
     storage_port = args.storage_port
     if storage_port is None:
         storage_port = args.port + 1 if args.port else 0
 
-    key_hint = "<your --api-key>" if args.api_key else key
+    key_hint = "<your --api-key>" if args.api_key else fake.api_key
 
     def ready(server: FakeServer) -> None:
         if out.json:
@@ -1194,7 +1196,7 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
             args.host,
             args.port,
             storage_port=storage_port,
-            fake=FakeProvider(api_key=key, scenario=Scenario(poll_retry_after=hint)),
+            fake=fake,
             on_ready=ready,
         )
     except OSError as exc:
