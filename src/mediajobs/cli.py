@@ -686,28 +686,22 @@ class _Output:
             return None
         else:
             verb = "wait"
-        clash = isinstance(exc, MediaJobsError) and "already exists" in str(exc)
-        argv = ["mediajobs", "--provider", self.provider, verb, self.job_id]
-        if self.kind:
-            argv += ["--kind", self.kind]
-        if self._base_url:
-            argv += ["--base-url", self._base_url]
+        argv = self._command_for(verb)
         if self._out_dir is not None:
             argv += ["--out", str(self._out_dir)]
+        clash = isinstance(exc, MediaJobsError) and "already exists" in str(exc)
         if self._overwrite or clash:
             argv.append("--overwrite")
         return verb, shlex.join(argv)
 
-    def status_command(self) -> str | None:
-        """The ``status`` command for the job at hand."""
-        if not (self.provider and self.job_id):
-            return None
-        argv = ["mediajobs", "--provider", self.provider, "status", self.job_id]
+    def _command_for(self, verb: str) -> list[str]:
+        """``mediajobs VERB ID`` for the job at hand, with the options that find it again."""
+        argv = ["mediajobs", "--provider", str(self.provider), verb, str(self.job_id)]
         if self.kind:
             argv += ["--kind", self.kind]
         if self._base_url:
             argv += ["--base-url", self._base_url]
-        return shlex.join(argv)
+        return argv
 
     # -- writing
 
@@ -756,23 +750,33 @@ class _Output:
                 lines.append(f"  artifact    #{artifact.index}{media} {artifact.url}")
         self.out("\n".join(lines))
 
-    def _report(self, kind: str, message: str, code: int, hint: str | None, **extra: Any) -> None:
-        resume = self.resume(extra.pop("exc", None))
-        if self.json:
-            body: dict[str, Any] = {
-                "type": kind,
-                "message": self.redact(message),
-                "job_id": self.job_id,
-                "provider": self.provider,
-                **extra,
-                "resume": resume[1] if resume else None,
-                "exit_code": code,
-            }
-            self.emit({"error": body})
+    def _report(
+        self,
+        kind: str,
+        message: str,
+        code: int,
+        *,
+        hint: str | None,
+        resume: tuple[str, str] | None,
+        job: Any = None,
+    ) -> None:
+        """Write an error: one JSON object on stdout with ``--json``, else stderr lines."""
+        if not self.json:
+            self.err(f"error: {message}" if kind != "KeyboardInterrupt" else f"\n{message}")
+            if hint:
+                self.err(f"hint: {hint}")
             return
-        self.err(message)
-        if hint:
-            self.err(f"hint: {hint}")
+        body: dict[str, Any] = {
+            "type": kind,
+            "message": self.redact(message),
+            "job_id": self.job_id,
+            "provider": self.provider,
+        }
+        if job is not None and hasattr(job, "to_dict"):
+            body["job"] = job.to_dict()
+        body["resume"] = resume[1] if resume else None
+        body["exit_code"] = code
+        self.emit({"error": body})
 
     def error(self, exc: BaseException, code: int) -> None:
         """Report an error: a JSON error object on stdout with ``--json``, else stderr lines.
@@ -795,11 +799,9 @@ class _Output:
             text = pattern.sub(replacement, text)
         if self.job_id and self.job_id not in text:
             text = f"{self.provider} job {self.job_id}: {text}"
-        extra: dict[str, Any] = {"exc": exc}
-        if job is not None and hasattr(job, "to_dict"):
-            extra["job"] = job.to_dict()
-        message = text if self.json else f"error: {text}"
-        self._report(type(exc).__name__, message, code, self._hint(exc), **extra)
+        resume = self.resume(exc)
+        hint = self._hint(exc, resume)
+        self._report(type(exc).__name__, text, code, hint=hint, resume=resume, job=job)
         if self.verbose:
             cause = exc.__cause__
             while cause is not None:
@@ -808,7 +810,6 @@ class _Output:
 
     def interrupted(self, code: int) -> None:
         """Report Ctrl-C: which job keeps running and how to resume it (JSON with ``--json``)."""
-        resume = self.resume()
         job = f"{self.provider} job {self.job_id}"
         if self.submitting:
             text = (
@@ -823,19 +824,19 @@ class _Output:
             text = f"interrupted; {job} is {self.status.value}"
         else:
             text = f"interrupted; {job} keeps running at the provider"
+        resume = self.resume()
         hint = None
         if resume is not None:
             verb, command = resume
             action = "download its files with" if verb == "download" else "resume with"
             hint = f"{action} `{command}`"
-        self._report("KeyboardInterrupt", text if self.json else f"\n{text}", code, hint)
+        self._report("KeyboardInterrupt", text, code, hint=hint, resume=resume)
 
     def warning(self, message: Warning | str, *_where: Any, **_more: Any) -> None:
         """Show a Python warning as one line, like a logged one (``warnings.showwarning``)."""
         self.err(f"warning: {message}")
 
-    def _hint(self, exc: BaseException) -> str | None:
-        resume = self.resume(exc)
+    def _hint(self, exc: BaseException, resume: tuple[str, str] | None) -> str | None:
         if resume is not None:
             verb, command = resume
             if verb == "download":
@@ -850,8 +851,8 @@ class _Output:
             cls = DIALECTS.get(self.provider or "")
             variable = cls.env_var if cls is not None else "the provider's API key variable"
             return f"check --api-key or {variable}"
-        status = self.status_command()
-        if isinstance(exc, ConflictError) and status is not None:
+        if isinstance(exc, ConflictError) and self.job_id is not None:
+            status = shlex.join(self._command_for("status"))
             return f"the job's state does not allow this; `{status}` shows it"
         return None
 
