@@ -7,6 +7,7 @@ mediajobs``); a few in-process tests cover what a subprocess cannot reach determ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -40,11 +41,10 @@ def no_python_advice(text: str) -> None:
         assert phrase not in text, text
 
 
-def submitted_id(server: FakeServer, provider: str, *args: str) -> str:
-    result = mj(server, provider, "--json", "submit", *args)
-    assert result.returncode == 0, result.stderr
-    job_id: str = json_out(result)["id"]
-    return job_id
+def submitted_id(server: FakeServer, provider: str, kind: str, model: str, prompt: str) -> str:
+    """Submit a job to the served fake in-process (quicker than a CLI run); its id."""
+    with mj_pkg.Client(provider, api_key=KEY, base_url=server.base_url) as client:
+        return client.submit(kind, model=model, prompt=prompt).id
 
 
 def fast_env() -> dict[str, str]:
@@ -109,7 +109,7 @@ def test_submit_creates_a_missing_out(server: FakeServer, tmp_path: Path) -> Non
 def test_wait_and_download_refuse_a_bad_out_before_polling(
     server: FakeServer, tmp_path: Path, command: str
 ) -> None:
-    job_id = submitted_id(server, "therouter", "video", "--model", "m", "--prompt", "hi")
+    job_id = submitted_id(server, "therouter", "video", "m", "hi")
     result = mj(server, "therouter", command, job_id, "--out", str(_existing_file(tmp_path)))
     assert result.returncode == 2, result.stderr
     assert job_id in result.stderr
@@ -132,8 +132,7 @@ def test_errors_name_the_job_in_text_and_json(server: FakeServer) -> None:
     assert as_json["provider"] == "openrouter"
     assert as_json["resume"] is None
 
-    submit = ["video", "--model", "bytedance/seedance", "--prompt", "fake:fail"]
-    job_id = submitted_id(server, "onerouter", *submit)
+    job_id = submitted_id(server, "onerouter", "video", "bytedance/seedance", "fake:fail")
     waited = mj(server, "onerouter", "--json", "wait", job_id, "--kind", "video")
     error = json_out(waited)["error"]
     assert (error["type"], error["job_id"], error["provider"]) == (
@@ -195,8 +194,11 @@ def test_download_failure_after_success_suggests_download(
 
 @pytest.mark.e2e
 def test_existing_file_suggests_overwrite_flag(server: FakeServer, tmp_path: Path) -> None:
-    job_id = submitted_id(server, "therouter", "image", "--model", "m", "--prompt", "hi")
-    assert mj(server, "therouter", "wait", job_id, "--out", str(tmp_path)).returncode == 0
+    fast = mj_pkg.PollPolicy.fixed(0.05)
+    with mj_pkg.Client("therouter", api_key=KEY, base_url=server.base_url, poll=fast) as client:
+        job_id = client.submit("image", model="m", prompt="hi").wait().id
+    earlier = tmp_path / f"{job_id}_0.png"
+    earlier.write_bytes(b"an earlier download")
     again = mj(server, "therouter", "download", job_id, "--out", str(tmp_path))
     assert again.returncode == 4
     no_python_advice(again.stderr)
@@ -205,6 +207,7 @@ def test_existing_file_suggests_overwrite_flag(server: FakeServer, tmp_path: Pat
     assert argv[2:4] == ["download", job_id]
     assert argv[-1] == "--overwrite"
     assert run(*argv).returncode == 0
+    assert hashlib.sha256(earlier.read_bytes()).hexdigest() == server.fake.artifact_sha256(job_id)
 
 
 @pytest.mark.e2e
@@ -269,8 +272,9 @@ def test_409_is_a_conflict_error() -> None:
 
 @pytest.mark.e2e
 def test_cancelling_twice_is_a_conflict(server: FakeServer) -> None:
-    job_id = submitted_id(server, "therouter", "video", "--model", "m", "--prompt", "fake:slow")
-    assert mj(server, "therouter", "cancel", job_id).returncode == 0
+    job_id = submitted_id(server, "therouter", "video", "m", "fake:slow")
+    with mj_pkg.Client("therouter", api_key=KEY, base_url=server.base_url) as client:
+        assert client.cancel(job_id).status is mj_pkg.JobStatus.CANCELLED
     again = mj(server, "therouter", "cancel", job_id)
     assert again.returncode == 4
     assert "409" in again.stderr
@@ -331,7 +335,7 @@ def test_verbose_logs_requests_without_signatures_or_key(
 @pytest.mark.e2e
 def test_library_warnings_are_one_line(server: FakeServer) -> None:
     server.fake.script(Scenario(steps=(), outcome="mystery_state"), model="unknown-at-once")
-    job_id = submitted_id(server, "therouter", "video", "--model", "unknown-at-once")
+    job_id = submitted_id(server, "therouter", "video", "unknown-at-once", "hi")
     result = mj(server, "therouter", "status", job_id)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
