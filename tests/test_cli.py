@@ -215,6 +215,7 @@ def test_interrupt_exits_130_and_names_the_job(server: FakeServer) -> None:
     assert "keeps running" in rest
     assert "mediajobs --provider worldrouter wait " in rest
     assert "--kind video" in rest
+    assert f"--base-url {server.base_url}" in rest  # the resumed wait finds the same server
     assert "Traceback" not in rest
 
 
