@@ -73,8 +73,15 @@ def _read_only(tmp: Path) -> Path:
     return locked
 
 
+def _proc(tmp: Path) -> Path:
+    # A directory nobody can create files in, root included (permission bits do not stop root).
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc")
+    return Path("/proc")
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("make_out", [_existing_file, _below_a_file, _read_only])
+@pytest.mark.parametrize("make_out", [_existing_file, _below_a_file, _read_only, _proc])
 def test_submit_refuses_a_bad_out_before_submitting(
     server: FakeServer, tmp_path: Path, make_out: Callable[[Path], Path]
 ) -> None:
