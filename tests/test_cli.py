@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from cli_support import KEY, KEY_VARS, clean_env, json_out, mj, run
 from mediajobs import (
     APIConnectionError,
     AuthenticationError,
@@ -33,9 +32,6 @@ from mediajobs import (
 )
 from mediajobs.testing import FakeProvider, FakeServer
 
-KEY = "test-key"
-KEY_VARS = ("THEROUTER_API_KEY", "WORLDROUTER_API_KEY", "OPENROUTER_API_KEY", "ONEROUTER_API_KEY")
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeServer]:
@@ -43,55 +39,8 @@ def server() -> Iterator[FakeServer]:
         yield running
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in KEY_VARS and not k.startswith("MEDIAJOBS_")
-    }
-    env.update(extra)
-    return env
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mediajobs", *args],
-        capture_output=True,
-        text=True,
-        env=env if env is not None else clean_env(),
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def mj(
-    server: FakeServer, provider: str, *args: str, **kwargs: Any
-) -> subprocess.CompletedProcess[str]:
-    """Run the CLI with the global options that point it at the served fake."""
-    return run(
-        "--provider",
-        provider,
-        "--base-url",
-        server.base_url,
-        "--api-key",
-        KEY,
-        "--poll-interval",
-        "0.05",
-        *args,
-        **kwargs,
-    )
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def json_out(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1, result.stdout
-    data: dict[str, Any] = json.loads(lines[0])
-    return data
 
 
 # ----------------------------------------------------------------------- end to end
@@ -266,6 +215,7 @@ def test_interrupt_exits_130_and_names_the_job(server: FakeServer) -> None:
     assert "keeps running" in rest
     assert "mediajobs --provider worldrouter wait " in rest
     assert "--kind video" in rest
+    assert f"--base-url {server.base_url}" in rest  # the resumed wait finds the same server
     assert "Traceback" not in rest
 
 
@@ -465,9 +415,9 @@ def test_exit_codes(error: BaseException, code: int) -> None:
 
 
 def test_import_is_cheap() -> None:
-    # httpx itself imports rich when it is installed, so compare with the bare package.
+    # httpx itself imports rich when it is installed, so compare with the package and httpx.
     code = (
-        "import sys, mediajobs; before = set(sys.modules); import mediajobs.cli; "
+        "import sys, httpx, mediajobs; before = set(sys.modules); import mediajobs.cli; "
         "new = set(sys.modules) - before; "
         "print([m for m in ('rich', 'uvicorn', 'mediajobs.testing') if m in new])"
     )

@@ -12,6 +12,7 @@ answers at the boundary (``translate`` in the flows, ``raise_for_status`` in the
     │   ├── PaymentRequiredError  402
     │   ├── PermissionDeniedError 403
     │   ├── NotFoundError         404
+    │   ├── ConflictError         409
     │   ├── RateLimitError        429
     │   └── ServerError           5xx
     ├── APIConnectionError        network failure
@@ -42,6 +43,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "ConflictError",
     "DownloadError",
     "JobCancelledError",
     "JobError",
@@ -131,6 +133,10 @@ class PermissionDeniedError(APIError):
 
 class NotFoundError(APIError):
     """404: no such job or route."""
+
+
+class ConflictError(APIError):
+    """409: the request conflicts with the job's state, e.g. cancelling a finished job."""
 
 
 class RateLimitError(APIError):
@@ -231,6 +237,7 @@ _STATUS_CLASSES: dict[int, type[APIError]] = {
     402: PaymentRequiredError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    409: ConflictError,
     422: BadRequestError,
     429: RateLimitError,
 }

@@ -15,14 +15,20 @@ JSON object per job (or one error object) and nothing else.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import re
+import shlex
+import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,15 +37,18 @@ import httpx
 
 from ._client import Client
 from ._exceptions import (
+    APIConnectionError,
     AuthenticationError,
     ConfigurationError,
+    ConflictError,
     JobError,
     MediaJobsError,
+    NotFoundError,
     UnsupportedError,
     WaitTimeoutError,
 )
-from ._models import KINDS
-from ._policy import PollPolicy
+from ._models import KINDS, JobStatus
+from ._policy import PollPolicy, RetryPolicy
 from ._version import __version__
 from .dialects import DIALECTS
 
@@ -81,6 +90,7 @@ EXIT_INTERRUPTED = 130
 ENV_PROVIDER = "MEDIAJOBS_PROVIDER"
 ENV_BASE_URL = "MEDIAJOBS_BASE_URL"
 ENV_POLL_INTERVAL = "MEDIAJOBS_POLL_INTERVAL"
+ENV_RETRIES = "MEDIAJOBS_RETRIES"
 
 DEMO_DIR = "mediajobs-demo"
 DEMO_ARTIFACT_SIZE = 256 * 1024
@@ -106,6 +116,7 @@ environment:
   {ENV_PROVIDER}      provider when --provider is not given
   {ENV_BASE_URL}      base URL when --base-url is not given
   {ENV_POLL_INTERVAL} poll interval in seconds when --poll-interval is not given
+  {ENV_RETRIES}       retries of a failed request when --retries is not given
   THEROUTER_API_KEY, WORLDROUTER_API_KEY, OPENROUTER_API_KEY, ONEROUTER_API_KEY
                           the key when --api-key is not given (preferred: argv is visible
                           to other users of the machine)
@@ -129,6 +140,7 @@ _GLOBAL_DEFAULTS: dict[str, Any] = {
     "json": False,
     "verbose": False,
     "poll_interval": None,
+    "retries": None,
 }
 
 
@@ -157,6 +169,17 @@ def _seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not value >= 0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    """Parse a non-negative whole number."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
     return value
 
@@ -199,11 +222,20 @@ def _global_options() -> argparse.ArgumentParser:
         help=f"poll every S seconds instead of the provider's backoff (${ENV_POLL_INTERVAL})",
     )
     group.add_argument(
+        "--retries",
+        metavar="N",
+        type=_count,
+        default=default,
+        help="retry a failed status poll or download N times, with backoff "
+        f"(default {RetryPolicy().max_attempts - 1}; ${ENV_RETRIES}; 0: fail at the first error)",
+    )
+    group.add_argument(
         "-v",
         "--verbose",
         action="store_true",
         default=default,
-        help="log HTTP requests and error causes to stderr",
+        help="log HTTP requests (URLs without query strings), status changes and error "
+        "causes to stderr",
     )
     return parent
 
@@ -486,32 +518,200 @@ def _make_display() -> _Display:
     return _PlainDisplay()
 
 
+# ----------------------------------------------------------------------------- redaction
+
+
+_URL_QUERY = re.compile(r"""([A-Za-z][A-Za-z0-9+.-]*://[^\s?#"'<>`]*)\?[^\s#"'<>`]*""")
+
+
+def _strip_queries(text: str) -> str:
+    """Replace the query string of every URL in ``text`` with ``***``.
+
+    Pre-signed artifact URLs carry their signature and credentials in the query string.
+    """
+    return _URL_QUERY.sub(r"\1?***", text)
+
+
+class _Redactor:
+    """Keeps secrets off stderr and out of logs: the API keys and URL query strings."""
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        found: set[str] = set()
+        for secret in secrets:
+            # Short values would blank out ordinary words; a real key is long.
+            found.update(s for s in (secret, (secret or "").strip()) if s and len(s) >= 6)
+        self._secrets = sorted(found, key=len, reverse=True)
+
+    def keys(self, text: str) -> str:
+        """Replace every API key in ``text`` with ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def __call__(self, text: str) -> str:
+        """Replace every API key and every URL query string in ``text``."""
+        return _strip_queries(self.keys(text))
+
+
+# ----------------------------------------------------------------------------- logging
+
+
+class _StderrHandler(logging.Handler):
+    """Writes records to the current ``sys.stderr``, so rich can route them above its display."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # a log line must never break the command
+            self.handleError(record)
+
+
+class _LogFormatter(logging.Formatter):
+    """One line per record, without keys or URL query strings; concise unless ``-v``."""
+
+    def __init__(self, redact: _Redactor, *, verbose: bool) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s")
+        self._redact = redact
+        self._verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if not self._verbose and record.levelno >= logging.WARNING:
+            text = f"warning: {text}"
+        return self._redact(text)
+
+
+def _configure_logging(verbose: bool, redact: _Redactor) -> Callable[[], None]:
+    """Show mediajobs' notices on stderr; with ``-v`` also HTTP requests and debug lines.
+
+    Without ``-v``: the ``mediajobs`` logger's INFO records and above (such as a request being
+    retried), one plain line each. With ``-v``: its DEBUG records too (each status change),
+    httpx's line per request and any library's warnings, with level and logger name. Every
+    line goes through ``redact``: no API key, no URL query string (pre-signed signatures).
+
+    Returns:
+        A function that undoes the configuration.
+    """
+    handler = _StderrHandler()
+    handler.setFormatter(_LogFormatter(redact, verbose=verbose))
+    levels = {"mediajobs": logging.DEBUG, "httpx": logging.INFO} if verbose else {}
+    levels.setdefault("mediajobs", logging.INFO)
+    saved = {name: logging.getLogger(name).level for name in levels}
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    target = logging.getLogger() if verbose else logging.getLogger("mediajobs")
+    target.addHandler(handler)
+
+    def restore() -> None:
+        target.removeHandler(handler)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+    return restore
+
+
 # ----------------------------------------------------------------------------- output
 
 
+_RESUMABLE = frozenset({"submit", "wait", "download"})
+"""Commands whose job can be picked up again by a later command."""
+
+_PYTHON_ADVICE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\s*\(it keeps running; resume with client\.wait\([^)]*\)\)"), ""),
+    (re.compile(r"\bpass overwrite=True\b"), "pass --overwrite"),
+    (re.compile(r"\bpass api_key= or set\b"), "pass --api-key or set"),
+)
+"""The library's advice in Python terms, and what the command line says instead."""
+
+
 class _Output:
-    """Everything the CLI writes: results on stdout, decoration and errors on stderr."""
+    """Everything the CLI writes: results on stdout, decoration and errors on stderr.
+
+    It also remembers the job the command is working on (provider, id, kind, last status seen),
+    so that any error or interruption names the job and says how to pick it up again.
+    """
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.json = bool(args.json)
         self.verbose = bool(args.verbose)
         # Belt and braces: the library never formats the key into a message; if anything
         # echoed it anyway, it would not reach the terminal.
-        self._secret: str | None = args.api_key if len(args.api_key or "") >= 6 else None
+        self.redact = _Redactor(
+            [args.api_key, *(os.environ.get(cls.env_var) for cls in DIALECTS.values())]
+        )
         self.display: _Display = _make_display()
-        self.current: Job | None = None
-        """The job being waited on or downloaded, named if the user interrupts."""
+        self.provider: str | None = None
+        self.job_id: str | None = None
+        self.kind: str | None = None
+        self.status: JobStatus | None = None
+        self.submitting = False
+        """True while a submit request is out: an interruption then may strand a job."""
+        self._command: str = args.command
+        self._base_url = _base_url(args)
+        self._out_dir: Path | None = getattr(args, "out", None)
+        self._overwrite = bool(getattr(args, "overwrite", False))
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+    # -- the job at hand
+
+    def concern(self, provider: str, job_id: str | None = None, kind: str | None = None) -> None:
+        """Record the provider and job the command works on, before anything is sent."""
+        self.provider = provider
+        if job_id is not None:
+            self.job_id = job_id
+        if kind is not None:
+            self.kind = kind
+
+    def track(self, job: Any) -> None:
+        """Record a job snapshot (a handle or its data) seen by the command."""
+        self.concern(job.provider, job.id, job.kind)
+        self.status = JobStatus(job.status)
+
+    def resume(self, exc: BaseException | None = None) -> tuple[str, str] | None:
+        """The command that picks the job up again after ``exc`` (or an interruption).
+
+        Returns:
+            ``(verb, command)``: ``wait`` for a job that may still be running, ``download`` for
+            one that succeeded (with ``--out``); ``None`` when there is nothing to resume.
+        """
+        if self._command not in _RESUMABLE or not (self.provider and self.job_id):
+            return None
+        if isinstance(exc, (JobError, NotFoundError, ConfigurationError, UnsupportedError)):
+            return None
+        status = self.status
+        if status is JobStatus.SUCCEEDED:
+            if self._out_dir is None:
+                return None
+            verb = "download"
+        elif status is not None and status.is_terminal:
+            return None
+        else:
+            verb = "wait"
+        argv = self._command_for(verb)
+        if self._out_dir is not None:
+            argv += ["--out", str(self._out_dir)]
+        clash = isinstance(exc, MediaJobsError) and "already exists" in str(exc)
+        if self._overwrite or clash:
+            argv.append("--overwrite")
+        return verb, shlex.join(argv)
+
+    def _command_for(self, verb: str) -> list[str]:
+        """``mediajobs VERB ID`` for the job at hand, with the options that find it again."""
+        argv = ["mediajobs", "--provider", str(self.provider), verb, str(self.job_id)]
+        if self.kind:
+            argv += ["--kind", self.kind]
+        if self._base_url:
+            argv += ["--base-url", self._base_url]
+        return argv
+
+    # -- writing
 
     def out(self, text: str) -> None:
         """Write a result line to stdout."""
-        print(self._redact(text), flush=True)
+        print(self.redact.keys(text), flush=True)
 
     def err(self, text: str) -> None:
         """Write a message line to stderr."""
-        print(self._redact(text), file=sys.stderr, flush=True)
+        print(self.redact(text), file=sys.stderr, flush=True)
 
     def emit(self, obj: Any) -> None:
         """Write one JSON document to stdout."""
@@ -550,46 +750,111 @@ class _Output:
                 lines.append(f"  artifact    #{artifact.index}{media} {artifact.url}")
         self.out("\n".join(lines))
 
+    def _report(
+        self,
+        kind: str,
+        message: str,
+        code: int,
+        *,
+        hint: str | None,
+        resume: tuple[str, str] | None,
+        job: Any = None,
+    ) -> None:
+        """Write an error: one JSON object on stdout with ``--json``, else stderr lines."""
+        if not self.json:
+            self.err(f"error: {message}" if kind != "KeyboardInterrupt" else f"\n{message}")
+            if hint:
+                self.err(f"hint: {hint}")
+            return
+        body: dict[str, Any] = {
+            "type": kind,
+            "message": self.redact(message),
+            "job_id": self.job_id,
+            "provider": self.provider,
+        }
+        if job is not None and hasattr(job, "to_dict"):
+            body["job"] = job.to_dict()
+        body["resume"] = resume[1] if resume else None
+        body["exit_code"] = code
+        self.emit({"error": body})
+
     def error(self, exc: BaseException, code: int) -> None:
         """Report an error: a JSON error object on stdout with ``--json``, else stderr lines.
+
+        The message names the job it concerns; the hint (``resume`` in JSON) is the exact
+        command that picks the job up again, when there is one.
 
         Args:
             exc: The error.
             code: The exit code it maps to.
         """
         job = getattr(exc, "job", None)
-        if self.json:
-            body: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-            if job is not None and hasattr(job, "to_dict"):
-                body["job"] = job.to_dict()
-            body["exit_code"] = code
-            self.emit({"error": body})
-        else:
-            self.err(f"error: {exc}")
-            hint = _hint(exc)
-            if hint:
-                self.err(f"hint: {hint}")
+        provider = getattr(exc, "provider", None)
+        if job is not None:
+            self.track(job)
+        elif self.provider is None and isinstance(provider, str):
+            self.provider = provider
+        text = str(exc)
+        for pattern, replacement in _PYTHON_ADVICE:
+            text = pattern.sub(replacement, text)
+        if self.job_id and self.job_id not in text:
+            text = f"{self.provider} job {self.job_id}: {text}"
+        resume = self.resume(exc)
+        hint = self._hint(exc, resume)
+        self._report(type(exc).__name__, text, code, hint=hint, resume=resume, job=job)
         if self.verbose:
             cause = exc.__cause__
             while cause is not None:
                 self.err(f"  caused by {type(cause).__name__}: {cause}")
                 cause = cause.__cause__
 
+    def interrupted(self, code: int) -> None:
+        """Report Ctrl-C: which job keeps running and how to resume it (JSON with ``--json``)."""
+        job = f"{self.provider} job {self.job_id}"
+        if self.submitting:
+            text = (
+                "interrupted while submitting: the provider may have created the job "
+                "(check before submitting again: a second submit is a second paid job)"
+            )
+        elif self.job_id is None:
+            text = "interrupted"
+        elif self.status is JobStatus.SUCCEEDED:
+            text = f"interrupted; {job} succeeded"
+        elif self.status is not None and self.status.is_terminal:
+            text = f"interrupted; {job} is {self.status.value}"
+        else:
+            text = f"interrupted; {job} keeps running at the provider"
+        resume = self.resume()
+        hint = None
+        if resume is not None:
+            verb, command = resume
+            action = "download its files with" if verb == "download" else "resume with"
+            hint = f"{action} `{command}`"
+        self._report("KeyboardInterrupt", text, code, hint=hint, resume=resume)
 
-def _resume_command(job: Any) -> str:
-    kind = f" --kind {job.kind}" if job.kind else ""
-    return f"mediajobs --provider {job.provider} wait {job.id}{kind}"
+    def warning(self, message: Warning | str, *_where: Any, **_more: Any) -> None:
+        """Show a Python warning as one line, like a logged one (``warnings.showwarning``)."""
+        self.err(f"warning: {message}")
 
-
-def _hint(exc: BaseException) -> str | None:
-    job = getattr(exc, "job", None)
-    if isinstance(exc, WaitTimeoutError) and job is not None:
-        return f"the job keeps running at the provider; resume with `{_resume_command(job)}`"
-    if isinstance(exc, AuthenticationError):
-        return "check --api-key or the provider's API key variable"
-    if isinstance(exc, ConfigurationError) and "API key" in str(exc):
-        return "pass --api-key KEY, or set the variable named above"
-    return None
+    def _hint(self, exc: BaseException, resume: tuple[str, str] | None) -> str | None:
+        if resume is not None:
+            verb, command = resume
+            if verb == "download":
+                return f"the job succeeded; download its files with `{command}`"
+            return f"the job keeps running at the provider; resume with `{command}`"
+        if self.submitting and isinstance(exc, APIConnectionError) and not exc.unsent:
+            return (
+                "the request may have reached the provider: check for the job before "
+                "submitting again (a second submit is a second paid job)"
+            )
+        if isinstance(exc, AuthenticationError):
+            cls = DIALECTS.get(self.provider or "")
+            variable = cls.env_var if cls is not None else "the provider's API key variable"
+            return f"check --api-key or {variable}"
+        if isinstance(exc, ConflictError) and self.job_id is not None:
+            status = shlex.join(self._command_for("status"))
+            return f"the job's state does not allow this; `{status}` shows it"
+        return None
 
 
 # ----------------------------------------------------------------------------- errors
@@ -626,6 +891,11 @@ def exit_code_for(exc: BaseException) -> int:
 # ----------------------------------------------------------------------------- helpers
 
 
+def _base_url(args: argparse.Namespace) -> str | None:
+    """``--base-url``, else the environment, else ``None`` (the provider's hosts)."""
+    return args.base_url or os.environ.get(ENV_BASE_URL) or None
+
+
 def _make_client(
     args: argparse.Namespace, *, provider: str | None = None, **overrides: Any
 ) -> Client:
@@ -640,19 +910,25 @@ def _make_client(
         The client (a context manager).
 
     Raises:
-        ConfigurationError: Without a provider or a key, or with a bad base URL.
+        ConfigurationError: Without a provider or a key, or with a bad base URL or setting.
     """
     provider = provider or args.provider or os.environ.get(ENV_PROVIDER)
     if not provider:
         raise ConfigurationError(f"no provider: pass --provider or set {ENV_PROVIDER}")
-    base_url = args.base_url or os.environ.get(ENV_BASE_URL) or None
-    options: dict[str, Any] = {
-        "api_key": args.api_key or _fake_key_for(provider, base_url),
-        "base_url": base_url,
-    }
+    base_url = _base_url(args)
+    api_key = args.api_key or _fake_key_for(provider, base_url)
+    cls = DIALECTS.get(provider.lower())
+    if not api_key and "api_key" not in overrides and cls and not os.environ.get(cls.env_var):
+        raise ConfigurationError(
+            f"no API key for {cls.name}: pass --api-key KEY or set {cls.env_var}"
+        )
+    options: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
     interval = _poll_interval(args)
     if interval is not None:
         options["poll"] = PollPolicy.fixed(interval)
+    retries = _setting(args.retries, ENV_RETRIES, _count)
+    if retries is not None:
+        options["retry"] = RetryPolicy(max_attempts=retries + 1)
     options.update(overrides)
     return Client(provider, **options)
 
@@ -675,17 +951,53 @@ def _fake_key_for(provider: str, base_url: str | None) -> str | None:
     return FAKE_API_KEY if loopback else None
 
 
-def _poll_interval(args: argparse.Namespace) -> float | None:
-    """``--poll-interval``, else the environment, else ``None`` (the provider's backoff)."""
-    if args.poll_interval is not None:
-        return float(args.poll_interval)
-    text = os.environ.get(ENV_POLL_INTERVAL)
+def _setting(value: Any, variable: str, parse: Callable[[str], Any]) -> Any:
+    """An option's value, else the environment variable's (parsed), else ``None``.
+
+    Raises:
+        ConfigurationError: The variable holds a bad value.
+    """
+    if value is not None:
+        return value
+    text = os.environ.get(variable)
     if not text:
         return None
     try:
-        return _seconds(text)
+        return parse(text)
     except argparse.ArgumentTypeError as exc:
-        raise ConfigurationError(f"{ENV_POLL_INTERVAL}: {exc}") from None
+        raise ConfigurationError(f"{variable}: {exc}") from None
+
+
+def _poll_interval(args: argparse.Namespace) -> float | None:
+    """``--poll-interval``, else the environment, else ``None`` (the provider's backoff)."""
+    interval = _setting(args.poll_interval, ENV_POLL_INTERVAL, _seconds)
+    return None if interval is None else float(interval)
+
+
+def _check_out_dir(path: Path) -> None:
+    """Make sure files can be written into ``--out DIR``, creating it if needed.
+
+    Runs before a job is submitted or waited for, so that a bad directory costs nothing.
+
+    Raises:
+        ConfigurationError: ``path`` is not a directory, cannot be created or is not writable.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigurationError(f"--out {path}: exists and is not a directory") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigurationError(f"--out {path}: cannot create the directory: {reason}") from None
+    if not path.is_dir():
+        raise ConfigurationError(f"--out {path}: not a directory")
+    try:
+        # A real write: permission bits say nothing for root, nor on read-only mounts.
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigurationError(f"--out {path}: cannot write there: {reason}") from None
 
 
 def _model(client: Client, kind: str, model: str | None, out: _Output) -> str:
@@ -721,9 +1033,16 @@ def _wait(
         MediaJobsError: The provider or the network failed.
     """
     handle = job if not isinstance(job, str) else client.get(job, kind=kind)
-    out.current = handle
-    with out.display.watch(handle, label) as on_update:
-        return client.wait(handle, timeout=timeout, on_update=on_update)
+    out.track(handle)
+    with out.display.watch(handle, label) as show:
+
+        def on_update(current: Any) -> None:
+            out.track(current)
+            show(current)
+
+        done = client.wait(handle, timeout=timeout, on_update=on_update)
+    out.track(done)
+    return done
 
 
 def _download(
@@ -735,6 +1054,7 @@ def _download(
         DownloadError: An artifact could not be fetched or written.
         JobError: The job did not succeed.
     """
+    out.track(job)
     with out.display.transfer(label) as on_progress:
         return client.download(job, dest, on_progress=on_progress, overwrite=overwrite)
 
@@ -758,9 +1078,15 @@ def _cmd_submit(args: argparse.Namespace, out: _Output) -> int:
     if args.file:
         params["file"] = args.file
     with _make_client(args) as client:
+        out.concern(client.provider, kind=args.kind)
         client.dialect.check_kind(args.kind)
         model = _model(client, args.kind, args.model, out)
+        if args.out is not None:
+            _check_out_dir(args.out)  # before the job is paid for
+        out.submitting = True
         job = client.submit(args.kind, model=model, prompt=args.prompt, **params)
+        out.submitting = False
+        out.track(job)
         if not (args.wait or args.out):
             out.job(job)
             return EXIT_OK
@@ -771,19 +1097,24 @@ def _cmd_submit(args: argparse.Namespace, out: _Output) -> int:
 
 def _cmd_status(args: argparse.Namespace, out: _Output) -> int:
     with _make_client(args) as client:
+        out.concern(client.provider, args.id, args.kind)
         out.job(client.get(args.id, kind=args.kind))
     return EXIT_OK
 
 
 def _cmd_wait(args: argparse.Namespace, out: _Output) -> int:
     with _make_client(args) as client:
+        out.concern(client.provider, args.id, args.kind)
+        if args.out is not None:
+            _check_out_dir(args.out)  # before the wait, not after it
         return _finish(client, out, args, args.id)
 
 
 def _cmd_download(args: argparse.Namespace, out: _Output) -> int:
     with _make_client(args) as client:
+        out.concern(client.provider, args.id, args.kind)
+        _check_out_dir(args.out)
         job = client.get(args.id, kind=args.kind)
-        out.current = job
         paths = _download(client, out, job, args.out, overwrite=args.overwrite)
         out.job(job, paths)
     return EXIT_OK
@@ -791,12 +1122,14 @@ def _cmd_download(args: argparse.Namespace, out: _Output) -> int:
 
 def _cmd_cancel(args: argparse.Namespace, out: _Output) -> int:
     with _make_client(args) as client:
+        out.concern(client.provider, args.id, args.kind)
         out.job(client.cancel(args.id, kind=args.kind))
     return EXIT_OK
 
 
 def _cmd_models(args: argparse.Namespace, out: _Output) -> int:
     with _make_client(args) as client:
+        out.concern(client.provider)
         models = client.models()
     if out.json:
         out.emit({"models": models})
@@ -816,6 +1149,18 @@ def _model_line(model: dict[str, Any]) -> str:
     return f"{line}  ({'; '.join(facts)})" if facts else line
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether binding ``host:port`` fails because something listens there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
     try:
         import uvicorn  # noqa: F401  - only to fail early with a clear message
@@ -825,13 +1170,15 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
         ) from None
     from .testing import FakeProvider, Scenario, serve
 
-    key = args.api_key or FAKE_API_KEY
     hint = f"{args.poll_hint:g}" if args.poll_hint else None
+    # Only a key given here is enforced; otherwise the fake's own default applies.
+    strict = {"api_key": args.api_key} if args.api_key else {}
+    fake = FakeProvider(**strict, scenario=Scenario(poll_retry_after=hint))
     storage_port = args.storage_port
     if storage_port is None:
         storage_port = args.port + 1 if args.port else 0
 
-    key_hint = "<your --api-key>" if args.api_key else key
+    key_hint = "<your --api-key>" if args.api_key else fake.api_key
 
     def ready(server: FakeServer) -> None:
         if out.json:
@@ -845,13 +1192,24 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
             "it speaks all four providers' APIs; Ctrl-C stops it"
         )
 
-    serve(
-        args.host,
-        args.port,
-        storage_port=storage_port,
-        fake=FakeProvider(api_key=key, scenario=Scenario(poll_retry_after=hint)),
-        on_ready=ready,
-    )
+    try:
+        serve(
+            args.host,
+            args.port,
+            storage_port=storage_port,
+            fake=fake,
+            on_ready=ready,
+        )
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        if args.port and _port_in_use(args.host, args.port):
+            message = f"port {args.port} on {args.host} is already in use"
+        elif storage_port and _port_in_use(args.host, storage_port):
+            message = f"the storage port {storage_port} (--storage-port) is already in use"
+        else:
+            message = "a port is already in use"
+        raise ConfigurationError(f"{message}: pass --port 0 to pick free ports") from exc
     return EXIT_OK
 
 
@@ -895,17 +1253,6 @@ def _cmd_demo(args: argparse.Namespace, out: _Output) -> int:
 # ----------------------------------------------------------------------------- main
 
 
-def _configure_logging(verbose: bool) -> None:
-    if not verbose:
-        return
-
-    logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("mediajobs").setLevel(logging.DEBUG)
-    logging.getLogger("httpx").setLevel(logging.INFO)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mediajobs`` command.
 
@@ -919,8 +1266,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         SystemExit: From argparse, with code 2, on a usage error (or 0 for ``--help``).
     """
     args = _parse(argv)
-    _configure_logging(args.verbose)
     out = _Output(args)
+    restore_logging = _configure_logging(args.verbose, out.redact)
+    try:
+        with warnings.catch_warnings():  # restores showwarning afterwards
+            warnings.showwarning = out.warning
+            return _run(args, out)
+    finally:
+        restore_logging()
+
+
+def _run(args: argparse.Namespace, out: _Output) -> int:
     try:
         code: int = args.handler(args, out)
     except BrokenPipeError:
@@ -929,14 +1285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except KeyboardInterrupt as exc:
-        if out.current is not None:
-            out.err(
-                f"\ninterrupted; job {out.current.id} keeps running at the provider: "
-                f"`{_resume_command(out.current)}` resumes"
-            )
-        else:
-            out.err("\ninterrupted")
-        return exit_code_for(exc)
+        code = exit_code_for(exc)
+        out.interrupted(code)
+        return code
     except (MediaJobsError, OSError) as exc:
         code = exit_code_for(exc)
         out.error(exc, code)
