@@ -141,7 +141,7 @@ class _WebhookApp:
             return
         if scope["type"] != "http":
             return
-        if scope.get("path") != self.path:
+        if _route_path(scope) != self.path:
             await _answer(send, 404, {"error": "not_found"})
             return
         if scope.get("method") != "POST":
@@ -180,22 +180,38 @@ class _WebhookApp:
             logger.exception("webhook on_event handler failed")
 
 
+def _route_path(scope: Scope) -> str:
+    """The request path below the app's mount point (``root_path``), ``"/"`` at its root."""
+    path = str(scope.get("path") or "/")
+    root = str(scope.get("root_path") or "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path if path.startswith("/") else "/" + path
+
+
 def _is_duplicate(event: Any) -> bool:
     return bool(getattr(event, "duplicate", False))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """Read the whole request body; ``None`` once it exceeds ``limit`` bytes."""
+    """Read the whole request body; ``None`` when it exceeds ``limit`` bytes.
+
+    An oversized body is still read to its end (and dropped), so the connection stays usable.
+    """
     chunks = bytearray()
+    too_big = False
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return bytes(chunks)
-        chunks += message.get("body", b"")
-        if len(chunks) > limit:
-            return None
+            break
+        if not too_big:
+            chunks += message.get("body", b"")
+            too_big = len(chunks) > limit
+            if too_big:
+                chunks.clear()
         if not message.get("more_body"):
-            return bytes(chunks)
+            break
+    return None if too_big else bytes(chunks)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
