@@ -193,8 +193,8 @@ def header_value(headers: Any, name: str) -> str | None:
     """Read a header case-insensitively from any mapping (or list of pairs) of headers.
 
     Args:
-        headers: A mapping such as ``dict``, ``httpx.Headers`` or a framework's headers, or an
-            iterable of ``(name, value)`` pairs (ASGI sends bytes).
+        headers: A mapping such as ``dict``, ``httpx.Headers`` or a framework's headers,
+            anything with ``items()``, or an iterable of ``(name, value)`` pairs (ASGI's bytes).
         name: The header name.
 
     Returns:
@@ -207,9 +207,8 @@ def header_value(headers: Any, name: str) -> str | None:
     """
     wanted = name.lower()
     try:
-        pairs = headers.items() if isinstance(headers, Mapping) else headers
         values: list[str] = []
-        for key, value in pairs:
+        for key, value in _pairs(headers):
             key_text = _text(key)
             if key_text is not None and key_text.lower() == wanted:
                 text = _text(value)
@@ -218,6 +217,16 @@ def header_value(headers: Any, name: str) -> str | None:
     except (TypeError, ValueError, AttributeError) as exc:
         raise _refuse(None, "malformed_signature", "the headers cannot be read") from exc
     return ",".join(values) if values else None
+
+
+def _pairs(headers: Any) -> list[tuple[Any, Any]]:
+    """Return the ``(name, value)`` pairs of any headers object.
+
+    A mapping, anything with ``items()`` (``email.message.Message``, werkzeug's headers), or
+    an iterable of pairs (ASGI).
+    """
+    items = headers.items() if hasattr(headers, "items") else headers
+    return [(name, value) for name, value in items]
 
 
 def _text(value: Any) -> str | None:
@@ -378,7 +387,7 @@ class OpenRouterWebhooks:
 
 def _foreign_signature(headers: Any) -> bool:
     try:
-        names = headers.keys() if isinstance(headers, Mapping) else [k for k, _ in headers]
+        names = [name for name, _ in _pairs(headers)]
         return any(
             _OTHER_SIGNATURE.fullmatch(text.lower())
             for text in (_text(name) for name in names)
