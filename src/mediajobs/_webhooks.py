@@ -325,17 +325,7 @@ class OpenRouterWebhooks:
         now: float,
         tolerance: float = DEFAULT_TOLERANCE,
     ) -> int:
-        """Check ``X-OpenRouter-Signature`` against the raw body.
-
-        Args:
-            body: The raw body.
-            headers: The request headers.
-            secrets: The accepted secrets.
-            now: The receiver's clock (unix seconds).
-            tolerance: Seconds of clock skew accepted.
-
-        Returns:
-            The signed timestamp (unix seconds).
+        """Check ``X-OpenRouter-Signature`` with :func:`verify_signature` (see the protocol).
 
         Raises:
             WebhookVerificationError: If the delivery cannot be trusted; reason
@@ -353,14 +343,7 @@ class OpenRouterWebhooks:
         )
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> WebhookPayload:
-        """Read ``{type, created_at?, data: {id, status, …}}``.
-
-        Args:
-            body: The raw body (already verified).
-            headers: The request headers (unused: everything trusted is in the body).
-
-        Returns:
-            The payload.
+        """Read ``{type, created_at?, data: {id, status, …}}`` (headers unused: see above).
 
         Raises:
             WebhookVerificationError: With reason ``malformed_body`` for any other shape.
@@ -517,7 +500,8 @@ def _job_of(dialect: Dialect, payload: WebhookPayload) -> JobData:
     """Parse the job payload as if a status poll had answered it."""
     try:
         content = json.dumps(payload.job).encode()
-        request = httpx.Request("POST", dialect.url("/") if dialect.hosts else "http://webhook/")
+        # A stand-in request: the dialect names it only in error messages.
+        request = httpx.Request("POST", "http://webhook.invalid/")
         response = httpx.Response(200, content=content, request=request)
         model = payload.job.get("model")
         previous = dialect.job_for_id(
@@ -526,7 +510,7 @@ def _job_of(dialect: Dialect, payload: WebhookPayload) -> JobData:
             model=model if isinstance(model, str) else None,
         )
         return dialect.parse_poll(response, previous=previous)
-    except (MediaJobsError, ValueError, TypeError, KeyError, RecursionError) as exc:
+    except (MediaJobsError, ValueError, TypeError, RecursionError) as exc:
         detail = exc.message if isinstance(exc, MediaJobsError) else "unreadable job"
         raise _refuse(
             dialect.name, "malformed_body", f"the event's job is malformed: {detail}"
