@@ -496,13 +496,15 @@ def parse_event(
     )
 
 
+# The request a webhook's job payload is "answered" to: dialects name it only in errors.
+_STAND_IN = httpx.Request("POST", "http://webhook.invalid/")
+
+
 def _job_of(dialect: Dialect, payload: WebhookPayload) -> JobData:
     """Parse the job payload as if a status poll had answered it."""
     try:
         content = json.dumps(payload.job).encode()
-        # A stand-in request: the dialect names it only in error messages.
-        request = httpx.Request("POST", "http://webhook.invalid/")
-        response = httpx.Response(200, content=content, request=request)
+        response = httpx.Response(200, content=content, request=_STAND_IN)
         model = payload.job.get("model")
         previous = dialect.job_for_id(
             payload.job["id"],
