@@ -267,9 +267,21 @@ def test_a_delivery_needs_a_url_and_a_job_body() -> None:
             sender.deliver(job_body())
         with pytest.raises(ValueError):
             sender.deliver({"status": "completed"}, url="http://127.0.0.1:9/hook")
+        with pytest.raises(ValueError, match="http"):
+            sender.deliver(job_body(), url="ftp://127.0.0.1/hook")
     assert sender.deliveries == []
     with pytest.raises(ValueError):
         WebhookSender(SECRET, attempts=0)
+
+
+def test_an_unusable_url_is_recorded_and_the_queue_goes_on(receiver: Receiver) -> None:
+    with WebhookSender(SECRET, attempts=2, **FAST) as sender:
+        sender.deliver(job_body(1), url="http://\x00/hook")  # httpx refuses it outright
+        sender.deliver(job_body(2), url=receiver.url)
+        assert sender.flush(timeout=10)
+    bad, good = sender.deliveries
+    assert not bad.delivered and bad.error is not None and "InvalidURL" in bad.error
+    assert good.delivered and [e.job.id for e in receiver.events] == [job_body(2)["id"]]
 
 
 # ------------------------------------------------------------------ uvicorn + the ASGI app

@@ -330,6 +330,41 @@ def test_fuzz_only_verification_errors_escape(
         assert outcome.job.id == json.loads(body)["data"]["id"]
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    job_id=st.text(min_size=1, max_size=40),
+    raw=st.sampled_from(["pending", "in_progress", "completed", "failed", "cancelled", "expired"]),
+    urls=st.lists(
+        st.from_regex(r"https://[a-z]{1,10}\.test/[a-z0-9]{0,10}", fullmatch=True), max_size=3
+    ),
+    cost=st.none() | st.floats(min_value=0, max_value=1e6),
+    error=st.none() | st.text(max_size=30),
+    skew=st.integers(min_value=-300, max_value=300),
+)
+def test_property_every_signed_event_round_trips(
+    job_id: str, raw: str, urls: list[str], cost: float | None, error: str | None, skew: int
+) -> None:
+    payload: dict[str, Any] = {"id": job_id, "status": raw, "unsigned_urls": urls}
+    payload["usage"] = {"cost": cost, "is_byok": False}
+    if error is not None:
+        payload["error"] = error
+    body = json.dumps(build_event(payload, created_at=NOW)).encode()
+    event = parse_event(OpenRouter(), body, headers_for(body, t=NOW + skew), [OTHER, SECRET], NOW)
+    assert (event.id, event.raw_status, event.type) == (
+        f"{job_id}-{raw}",
+        raw,
+        f"video.generation.{raw}",
+    )
+    job = event.job
+    assert job.id == job_id and job.status is OpenRouter.status_table[raw]
+    if raw in {"completed", "failed", "cancelled", "expired"}:
+        assert [a.url for a in job.artifacts] == urls
+        assert job.cost == cost
+        assert (job.error.message if job.error else None) == (error or None)
+    else:  # a non-terminal event carries no outputs, usage or error
+        assert (job.artifacts, job.cost, job.error) == ([], None, None)
+
+
 def test_deep_nesting_and_giant_numbers_in_signed_bodies_are_malformed() -> None:
     for body in (b"[" * 100_000, b'{"type": 1' + b"9" * 5000 + b"}", b'{"data": ' * 5000):
         with pytest.raises(mj.WebhookVerificationError) as info:

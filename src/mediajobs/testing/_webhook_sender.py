@@ -146,6 +146,9 @@ class WebhookSender:
         clock: Returns unix seconds, for signatures and ``created_at``.
         transport: An httpx transport instead of real HTTP (for in-process receivers).
 
+    Raises:
+        ValueError: If ``attempts`` is below 1.
+
     Example:
         >>> with WebhookSender("whsec_test", "http://127.0.0.1:8001/hook") as sender:
         ...     sender.deliver(job_body, "completed")
@@ -236,12 +239,14 @@ class WebhookSender:
             model: The model, when the job body does not name it.
 
         Raises:
-            ValueError: If there is no URL, or the job body has no id or status.
+            ValueError: If there is no http(s) URL, or the job body has no id or status.
             RuntimeError: If the sender is closed.
         """
         target = url or self.url
         if not target:
             raise ValueError("no callback URL: give url= here or to WebhookSender()")
+        if not target.startswith(("http://", "https://")):
+            raise ValueError(f"the callback URL must be http(s): {target!r}")
         if self._closing.is_set():
             raise RuntimeError("the webhook sender is closed")
         event = build_event(job_payload, status, model=model, created_at=self.clock())
@@ -279,8 +284,7 @@ class WebhookSender:
         self.flush(timeout)
         self._closing.set()
         self._queue.put(None)
-        self._thread.join(timeout)
-        self._http.close()
+        self._thread.join(timeout)  # the thread closes the HTTP client as it ends
 
     # ------------------------------------------------------------------ internals
 
@@ -306,13 +310,18 @@ class WebhookSender:
         self._queue.put(delivery)
 
     def _run(self) -> None:
-        while (delivery := self._queue.get()) is not None:
-            try:
-                self._send(delivery)
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
+        try:
+            while (delivery := self._queue.get()) is not None:
+                try:
+                    self._send(delivery)
+                except Exception as exc:  # recorded: the thread keeps serving the queue
+                    delivery.error = f"{type(exc).__name__}: {exc}"
+                finally:
+                    with self._idle:
+                        self._pending -= 1
+                        self._idle.notify_all()
+        finally:
+            self._http.close()
 
     def _send(self, delivery: WebhookDelivery) -> None:
         retrying = Retrying(
