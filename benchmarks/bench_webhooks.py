@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 
 from mediajobs.dialects import OpenRouter
-from mediajobs.testing import build_event
+from mediajobs.testing import webhook_event
 from mediajobs.webhooks import WebhookVerifier, parse_event, sign, webhook_app
 
 SECRET = "whsec_bench"
@@ -54,7 +54,7 @@ def deliveries(count: int) -> list[tuple[bytes, dict[str, str]]]:
             "unsigned_urls": [f"https://openrouter.ai/api/v1/videos/{job_id}/content?index=0"],
             "usage": {"cost": 0.5, "is_byok": False},
         }
-        body = json.dumps(build_event(data), separators=(",", ":")).encode()
+        body = json.dumps(webhook_event(data), separators=(",", ":")).encode()
         out.append((body, {"x-openrouter-signature": sign(body, SECRET, now)}))
     return out
 

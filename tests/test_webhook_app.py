@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 import mediajobs as mj
-from mediajobs.testing import build_event
+from mediajobs.testing import webhook_event
 from mediajobs.webhooks import WebhookVerifier, sign, webhook_app
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +26,7 @@ JOB_ID = "vj_app0000000000000000000001"
 
 def delivery(status: str = "completed", secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
     data = {"id": JOB_ID, "status": status, "unsigned_urls": ["https://openrouter.ai/x?index=0"]}
-    body = json.dumps(build_event(data)).encode()
+    body = json.dumps(webhook_event(data)).encode()
     return body, {
         "content-type": "application/json",
         "x-openrouter-signature": sign(body, secret, int(time.time())),

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import mediajobs as mj
-from mediajobs.testing import build_event
+from mediajobs.testing import webhook_event
 from mediajobs.webhooks import WebhookVerifier, sign
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "webhooks.md"
@@ -49,7 +49,7 @@ def load(name: str) -> tuple[dict[str, Any], list[mj.WebhookEvent[mj.JobData]]]:
 
 def delivery() -> tuple[bytes, dict[str, str]]:
     data = {"id": JOB_ID, "status": "completed", "unsigned_urls": ["https://openrouter.ai/c"]}
-    body = json.dumps(build_event(data)).encode()
+    body = json.dumps(webhook_event(data)).encode()
     headers = {
         "Content-Type": "application/json",
         "X-OpenRouter-Signature": sign(body, SECRET, int(time.time())),

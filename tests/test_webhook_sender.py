@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import mediajobs as mj
-from mediajobs.testing import WebhookSender, build_event
+from mediajobs.testing import WebhookSender, webhook_event
 from mediajobs.webhooks import WebhookVerifier, is_newer, webhook_app
 
 SECRET = "whsec_sender_secret"
@@ -344,6 +344,6 @@ def test_the_sender_and_the_asgi_receiver_over_real_http(
 
 def test_build_event_for_every_terminal_status() -> None:
     for raw in ("completed", "failed", "cancelled", "expired"):
-        event = build_event(job_body(status=raw), created_at=0)
+        event = webhook_event(job_body(status=raw), created_at=0)
         assert event["type"] == f"video.generation.{raw}"
         assert event["created_at"] == "1970-01-01T00:00:00.000Z"

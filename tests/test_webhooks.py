@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 import warnings
 from datetime import datetime, timezone
 from typing import Any
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 import mediajobs as mj
 from mediajobs import _webhooks
 from mediajobs.dialects import OpenRouter, TheRouter, UnknownStatusWarning
-from mediajobs.testing import build_event
+from mediajobs.testing import webhook_event
 from mediajobs.webhooks import (
     REASONS,
     DeliveryDeduplicator,
@@ -348,7 +349,7 @@ def test_property_every_signed_event_round_trips(
     payload["usage"] = {"cost": cost, "is_byok": False}
     if error is not None:
         payload["error"] = error
-    body = json.dumps(build_event(payload, created_at=NOW)).encode()
+    body = json.dumps(webhook_event(payload, created_at=NOW)).encode()
     event = parse_event(OpenRouter(), body, headers_for(body, t=NOW + skew), [OTHER, SECRET], NOW)
     assert (event.id, event.raw_status, event.type) == (
         f"{job_id}-{raw}",
@@ -381,7 +382,8 @@ def test_verifier_reads_the_secret_from_the_environment_and_dedupes(
     assert secret_env_var("openrouter") == "OPENROUTER_WEBHOOK_SECRET"
     monkeypatch.setenv("OPENROUTER_WEBHOOK_SECRET", SECRET)
     clock = iter([NOW, NOW + 1, NOW + 2]).__next__
-    verifier = WebhookVerifier("openrouter", clock=clock)
+    dedupe = DeliveryDeduplicator()
+    verifier = WebhookVerifier("openrouter", clock=clock, dedupe=dedupe)
     assert SECRET not in repr(verifier)
     body = completed_body()
     first = verifier.parse_webhook(body, headers_for(body))
@@ -393,7 +395,28 @@ def test_verifier_reads_the_secret_from_the_environment_and_dedupes(
     # A refused delivery is not remembered.
     with pytest.raises(mj.WebhookVerificationError):
         verifier.parse_webhook(body, headers_for(body, OTHER, t=NOW + 2))
-    assert len(verifier.dedupe) == 1
+    assert len(dedupe) == 1
+
+
+def test_verifiers_sharing_a_record_of_ids_report_each_event_once() -> None:
+    class SharedIds:  # what a shared job store provides: one atomic insert per id
+        def __init__(self) -> None:
+            self.ids: set[str] = set()
+            self.lock = threading.Lock()
+
+        def seen(self, delivery_id: str) -> bool:
+            with self.lock:
+                if delivery_id in self.ids:
+                    return True
+                self.ids.add(delivery_id)
+                return False
+
+    shared = SharedIds()
+    one, two = (WebhookVerifier("openrouter", secret=SECRET, dedupe=shared) for _ in range(2))
+    body = completed_body()
+    assert one.parse_webhook(body, headers_for(body, t=time.time())).duplicate is False
+    assert two.parse_webhook(body, headers_for(body, t=time.time())).duplicate is True
+    assert shared.ids == {f"{JOB_ID}-completed"}
 
 
 def test_verifier_without_a_secret_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -436,7 +459,7 @@ def test_build_event_matches_the_documented_body() -> None:
         "unsigned_urls": ["https://x/c?index=0"],
         "usage": {"cost": None, "is_byok": False},
     }
-    event = build_event(job_body, "succeeded", model="m", created_at=NOW)
+    event = webhook_event(job_body, "succeeded", model="m", created_at=NOW)
     assert event == {
         "type": "video.generation.completed",
         "created_at": "2026-05-28T20:26:40.000Z",
@@ -452,7 +475,7 @@ def test_build_event_matches_the_documented_body() -> None:
     body = json.dumps(event).encode()
     assert parse_event(OpenRouter(), body, headers_for(body), [SECRET], NOW).job.done
     with pytest.raises(ValueError):
-        build_event({"status": "completed"})
+        webhook_event({"status": "completed"})
 
 
 # ------------------------------------------------------------------ dedupe, ordering

@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_TOLERANCE",
     "REASONS",
     "DeliveryDeduplicator",
+    "SeenDeliveries",
     "OpenRouterWebhooks",
     "WebhookEvent",
     "WebhookEventData",
@@ -522,6 +523,20 @@ def _job_of(dialect: Dialect, payload: WebhookPayload) -> JobData:
 # ------------------------------------------------------------------ de-duplication
 
 
+class SeenDeliveries(Protocol):
+    """Anything that records delivery ids: the in-memory LRU, or a shared job store."""
+
+    def seen(self, delivery_id: str) -> bool:
+        """Record a delivery id; tell whether it had been recorded before.
+
+        Args:
+            delivery_id: The delivery's idempotency key.
+
+        Returns:
+            ``True`` for a repeat.
+        """
+
+
 class DeliveryDeduplicator:
     """Remembers the most recent delivery ids (an LRU set), safely from any thread.
 
@@ -604,7 +619,8 @@ class WebhookVerifier:
         secret: The signing secret, or several while rotating; ``None`` reads the environment
             variable ``<PROVIDER>_WEBHOOK_SECRET`` (e.g. ``OPENROUTER_WEBHOOK_SECRET``).
         tolerance: Seconds a signature's timestamp may differ from the clock.
-        dedupe: The de-duplicator (a new one holding 10,000 ids by default).
+        dedupe: What remembers delivery ids: a new :class:`DeliveryDeduplicator` (10,000
+            ids) by default; anything with ``seen(id) -> bool``, e.g. a shared store.
         clock: Returns unix seconds (``time.time`` by default).
 
     Raises:
@@ -617,7 +633,7 @@ class WebhookVerifier:
         *,
         secret: str | Sequence[str] | None = None,
         tolerance: float = DEFAULT_TOLERANCE,
-        dedupe: DeliveryDeduplicator | None = None,
+        dedupe: SeenDeliveries | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.dialect = provider if isinstance(provider, Dialect) else _dialect(provider)

@@ -21,7 +21,7 @@ from ._fake import (
 )
 from ._scenario import PRESETS, Scenario
 from ._server import FakeServer, serve
-from ._webhook_sender import WebhookDelivery, WebhookSender, build_event
+from ._webhook_sender import WebhookDelivery, WebhookSender, webhook_event
 
 __all__ = [
     "DEFAULT_API_ORIGIN",
@@ -36,6 +36,6 @@ __all__ = [
     "Scenario",
     "WebhookDelivery",
     "WebhookSender",
-    "build_event",
     "serve",
+    "webhook_event",
 ]

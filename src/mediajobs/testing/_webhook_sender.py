@@ -38,7 +38,7 @@ from tenacity import (
 from .._version import __version__
 from .._webhooks import DEFAULT_TOLERANCE, sign
 
-__all__ = ["WebhookDelivery", "WebhookSender", "build_event"]
+__all__ = ["WebhookDelivery", "WebhookSender", "webhook_event"]
 
 # The fake's normalized names → OpenRouter's raw ones (raw names pass through unchanged).
 _RAW_STATUS = {"queued": "pending", "running": "in_progress", "succeeded": "completed"}
@@ -46,7 +46,7 @@ _TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
 _DATA_FIELDS = ("id", "status", "generation_id", "model", "unsigned_urls", "usage", "error")
 
 
-def build_event(
+def webhook_event(
     job_payload: Mapping[str, Any],
     status: str | None = None,
     *,
@@ -249,12 +249,12 @@ class WebhookSender:
             raise ValueError(f"the callback URL must be http(s): {target!r}")
         if self._closing.is_set():
             raise RuntimeError("the webhook sender is closed")
-        event = build_event(job_payload, status, model=model, created_at=self.clock())
+        event = webhook_event(job_payload, status, model=model, created_at=self.clock())
         events = [(event, "event")]
         if self.duplicate:
             events.append((event, "duplicate"))
         if self.out_of_order and event["data"]["status"] in _TERMINAL:
-            stale = build_event(event["data"], "in_progress", created_at=self.clock() - 1)
+            stale = webhook_event(event["data"], "in_progress", created_at=self.clock() - 1)
             events.append((stale, "stale"))
         for item, variant in events:
             self._enqueue(target, item, variant)
