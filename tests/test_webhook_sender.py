@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 import mediajobs as mj
@@ -347,3 +348,24 @@ def test_build_event_for_every_terminal_status() -> None:
         event = webhook_event(job_body(status=raw), created_at=0)
         assert event["type"] == f"video.generation.{raw}"
         assert event["created_at"] == "1970-01-01T00:00:00.000Z"
+
+
+def test_an_in_process_receiver_through_a_transport() -> None:
+    verifier = WebhookVerifier("openrouter", secret=SECRET)
+    events: list[mj.WebhookEvent[mj.JobData]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        try:
+            events.append(verifier.parse_webhook(request.content, request.headers))
+        except mj.WebhookVerificationError as exc:
+            return httpx.Response(400, json={"error": exc.reason})
+        return httpx.Response(204)
+
+    transport = httpx.MockTransport(handler)
+    with WebhookSender(SECRET, "http://app.test/hook", transport=transport, **FAST) as sender:
+        sender.deliver(job_body(), "completed")
+        sender.bad_signature = True  # switches apply to deliveries queued from then on
+        sender.deliver(job_body(2), "completed")
+        assert sender.flush(timeout=10)
+    assert [d.status_codes[-1] for d in sender.deliveries] == [204, 400]
+    assert [e.job.id for e in events] == [job_body()["id"]]
