@@ -35,10 +35,12 @@ from ._exceptions import (
     ServerError,
     UnsupportedError,
     WaitTimeoutError,
+    WebhookVerificationError,
 )
 from ._models import Artifact, JobData, JobErrorInfo, JobStatus
 from ._policy import PollPolicy, RetryPolicy
 from ._version import __version__
+from ._webhooks import WebhookEvent
 from .dialects import Dialect, UnknownStatusWarning
 
 __all__ = [
@@ -75,5 +77,7 @@ __all__ = [
     "UnknownStatusWarning",
     "UnsupportedError",
     "WaitTimeoutError",
+    "WebhookEvent",
+    "WebhookVerificationError",
     "__version__",
 ]

@@ -23,7 +23,8 @@ answers at the boundary (``translate`` in the flows, ``raise_for_status`` in the
     │   ├── JobCancelledError
     │   └── JobExpiredError
     ├── WaitTimeoutError          .job
-    └── DownloadError             incomplete or unreadable artifact
+    ├── DownloadError             incomplete or unreadable artifact
+    └── WebhookVerificationError  .reason: a webhook delivery that cannot be trusted
 
 No message or ``repr`` carries the API key: request headers are never formatted into a
 message, and response bodies pass through :func:`redact` before they are kept.
@@ -58,6 +59,7 @@ __all__ = [
     "ServerError",
     "UnsupportedError",
     "WaitTimeoutError",
+    "WebhookVerificationError",
     "error_class_for_status",
 ]
 
@@ -229,6 +231,25 @@ class DownloadError(MediaJobsError):
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(f"{message} ({url})" if url else message)
         self.url = url
+
+
+class WebhookVerificationError(MediaJobsError):
+    """A webhook delivery was refused: unsigned, badly signed, stale or not an event.
+
+    The message names what was wrong but never a secret or an expected signature.
+
+    Attributes:
+        reason: A short machine-readable code: ``"no_secret"``, ``"missing_signature"``,
+            ``"malformed_signature"``, ``"stale_timestamp"``, ``"future_timestamp"``,
+            ``"bad_signature"``, ``"malformed_body"``, ``"wrong_provider"`` or
+            ``"unsupported_provider"``.
+        provider: The provider whose format was expected, when known.
+    """
+
+    def __init__(self, message: str, *, reason: str, provider: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.provider = provider
 
 
 _STATUS_CLASSES: dict[int, type[APIError]] = {

@@ -4,7 +4,8 @@
 once; a ``Scenario`` scripts what each job does. Use ``fake.transport()`` with any httpx client,
 or ``FakeServer`` to serve it on loopback (needs the ``testing`` extra: uvicorn). The pytest
 plugin gives the fixtures ``fake_provider``, ``fake_client``, ``fake_async_client`` (in-process,
-no sleeping) and ``fake_server``. See ``docs/testing.md``.
+no sleeping) and ``fake_server``. ``WebhookSender`` posts signed OpenRouter webhook events, with
+faults (repeats, reordering, bad signatures, lost deliveries). See ``docs/testing.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ._fake import (
 )
 from ._scenario import PRESETS, Scenario
 from ._server import FakeServer, serve
+from ._webhook_sender import WebhookDelivery, WebhookSender, webhook_event
 
 __all__ = [
     "DEFAULT_API_ORIGIN",
@@ -32,5 +34,8 @@ __all__ = [
     "FakeServer",
     "RecordedRequest",
     "Scenario",
+    "WebhookDelivery",
+    "WebhookSender",
     "serve",
+    "webhook_event",
 ]
