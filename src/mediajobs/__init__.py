@@ -12,33 +12,72 @@ One typed sync and async client for TheRouter, WorldRouter, OpenRouter and OneRo
 
 from __future__ import annotations
 
-from ._client import AsyncClient, AsyncJob, Client, Job
-from ._exceptions import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    DownloadError,
-    JobCancelledError,
-    JobError,
-    JobExpiredError,
-    JobFailedError,
-    MediaJobsError,
-    NotFoundError,
-    PaymentRequiredError,
-    PermissionDeniedError,
-    ProtocolError,
-    RateLimitError,
-    ServerError,
-    UnsupportedError,
-    WaitTimeoutError,
-)
-from ._models import Artifact, JobData, JobErrorInfo, JobStatus
-from ._policy import PollPolicy, RetryPolicy
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .dialects import Dialect, UnknownStatusWarning
+
+# The public names load on first use (PEP 562): ``import mediajobs`` costs almost nothing until
+# a client, a model or an error is touched, so a program (or a CLI) that imports mediajobs and
+# exits early does not pay for httpx, pydantic and the dialects.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("AsyncClient", "AsyncJob", "Client", "Job"), "_client"),
+    **dict.fromkeys(
+        (
+            "APIConnectionError",
+            "APIError",
+            "APITimeoutError",
+            "AuthenticationError",
+            "BadRequestError",
+            "ConfigurationError",
+            "DownloadError",
+            "JobCancelledError",
+            "JobError",
+            "JobExpiredError",
+            "JobFailedError",
+            "MediaJobsError",
+            "NotFoundError",
+            "PaymentRequiredError",
+            "PermissionDeniedError",
+            "ProtocolError",
+            "RateLimitError",
+            "ServerError",
+            "UnsupportedError",
+            "WaitTimeoutError",
+        ),
+        "_exceptions",
+    ),
+    **dict.fromkeys(("Artifact", "JobData", "JobErrorInfo", "JobStatus"), "_models"),
+    **dict.fromkeys(("PollPolicy", "RetryPolicy"), "_policy"),
+    **dict.fromkeys(("Dialect", "UnknownStatusWarning"), "dialects"),
+}
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient, AsyncJob, Client, Job
+    from ._exceptions import (
+        APIConnectionError,
+        APIError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        ConfigurationError,
+        DownloadError,
+        JobCancelledError,
+        JobError,
+        JobExpiredError,
+        JobFailedError,
+        MediaJobsError,
+        NotFoundError,
+        PaymentRequiredError,
+        PermissionDeniedError,
+        ProtocolError,
+        RateLimitError,
+        ServerError,
+        UnsupportedError,
+        WaitTimeoutError,
+    )
+    from ._models import Artifact, JobData, JobErrorInfo, JobStatus
+    from ._policy import PollPolicy, RetryPolicy
+    from .dialects import Dialect, UnknownStatusWarning
 
 __all__ = [
     "APIConnectionError",
@@ -75,3 +114,29 @@ __all__ = [
     "WaitTimeoutError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use.
+
+    Args:
+        name: The attribute.
+
+    Returns:
+        Its value (cached in the module from then on).
+
+    Raises:
+        AttributeError: For a name mediajobs does not export.
+    """
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mediajobs' has no attribute {name!r}")
+    from importlib import import_module  # noqa: PLC0415 - keeps this module's import tiny
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

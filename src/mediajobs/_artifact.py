@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
@@ -60,6 +59,7 @@ from ._steps import (
     Send,
     Sink,
     Sleep,
+    _Value,
     data_of,
 )
 
@@ -167,8 +167,7 @@ class Progress:
 # ----------------------------------------------------------------- one artifact
 
 
-@dataclass(frozen=True)
-class Fetched:
+class Fetched(_Value):
     """What a finished artifact flow knows about the bytes it stored.
 
     Attributes:
@@ -177,9 +176,12 @@ class Fetched:
         size: How many bytes were stored.
     """
 
-    content_type: str | None
-    url: str
-    size: int
+    __slots__ = ("content_type", "size", "url")
+
+    def __init__(self, content_type: str | None, url: str, size: int) -> None:
+        self.content_type = content_type
+        self.url = url
+        self.size = size
 
 
 class _RetryableError(Exception):
@@ -200,23 +202,31 @@ class _RefusedError(Exception):
         self.error = error
 
 
-@dataclass
 class _Cursor:
     """Where one artifact's download stands; owned by its flow."""
 
-    job: JobData
-    artifact: Artifact
-    via_content: bool = False  # ask dialect.build_content instead of artifact.url
-    have: int = 0  # bytes of the file known good
-    total: int | None = None  # the artifact's full size, once an answer said
-    validator: str | None = None  # strong ETag or Last-Modified, for If-Range
-    ranges: bool = True  # False once resuming is pointless (encoded body, bad Content-Range)
-    refreshed: bool = False
-    content_type: str | None = None
-    url: str = ""  # the URL of the last hop, for errors
-    sink: Sink | None = None  # the part file
-    key: int = 0  # the artifact's position in the call
-    progress: Progress | None = None
+    def __init__(
+        self,
+        job: JobData,
+        artifact: Artifact,
+        *,
+        sink: Sink | None,
+        key: int,
+        progress: Progress | None,
+    ) -> None:
+        self.job = job
+        self.artifact = artifact
+        self.sink = sink  # the part file
+        self.key = key  # the artifact's position in the call
+        self.progress = progress
+        self.via_content = False  # ask dialect.build_content instead of artifact.url
+        self.have = 0  # bytes of the file known good
+        self.total: int | None = None  # the artifact's full size, once an answer said
+        self.validator: str | None = None  # strong ETag or Last-Modified, for If-Range
+        self.ranges = True  # False once resuming is pointless (encoded body, bad Content-Range)
+        self.refreshed = False
+        self.content_type: str | None = None
+        self.url = artifact.url  # the URL of the last hop, for errors
 
     def restart(self) -> None:
         self.have = 0
@@ -244,13 +254,15 @@ class _Cursor:
         return headers
 
 
-@dataclass(frozen=True)
-class _Span:
+class _Span(_Value):
     """Where a 2xx body goes: it starts at ``offset``, should end at ``end`` (exclusive)."""
 
-    offset: int
-    end: int | None
-    total: int | None
+    __slots__ = ("end", "offset", "total")
+
+    def __init__(self, offset: int, end: int | None, total: int | None) -> None:
+        self.offset = offset
+        self.end = end
+        self.total = total
 
 
 def _content_length(headers: httpx.Headers) -> int | None:
@@ -482,9 +494,7 @@ def artifact_flow(
     Raises:
         DownloadError: When the artifact cannot be fetched completely.
     """
-    cursor = _Cursor(
-        job=job, artifact=artifact, url=artifact.url, sink=sink, key=key, progress=progress
-    )
+    cursor = _Cursor(job, artifact, sink=sink, key=key, progress=progress)
     rule = RetryRule(
         settings.retry, clock=settings.clock, random=settings.random, retryable=lambda _: True
     )

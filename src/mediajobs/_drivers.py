@@ -19,14 +19,11 @@ import math
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_futures
-from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
-import anyio.abc
-import anyio.to_thread
 import httpx
 
 from ._exceptions import DownloadError, MediaJobsError
@@ -45,6 +42,11 @@ from ._steps import (
     Sleep,
 )
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import anyio.abc
+
 __all__ = ["OnProgress", "OnUpdate", "Recorder", "Runtime", "run_async", "run_sync"]
 
 T = TypeVar("T")
@@ -60,14 +62,13 @@ _SKIM_LIMIT = 64 * 1024  # bytes of an error body read at most
 _TICK = 0.1  # seconds: the blocking driver checks for Ctrl-C this often while waiting on threads
 
 
-@dataclass
 class Runtime:
     """What the drivers need beyond the flow: the httpx client and the caller's callbacks.
 
     One runtime serves one client call; its sub-flows share it (one progress aggregation, one
     re-read of the job).
 
-    Attributes:
+    Args:
         http: An ``httpx.Client`` (:func:`run_sync`) or ``httpx.AsyncClient`` (:func:`run_async`).
         on_update: Receives :class:`~mediajobs._steps.Notify` jobs.
         on_progress: Receives download progress.
@@ -76,15 +77,37 @@ class Runtime:
         concurrency: Threads for ``Gather`` under :func:`run_sync`.
     """
 
-    http: Any
-    on_update: OnUpdate | None = None
-    on_progress: OnProgress | None = None
-    recorder: Recorder | None = None
-    refresh: Callable[[], Any] | None = None
-    concurrency: int = 32
-    fresh: Any = field(default=None, init=False)
-    lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-    async_locks: dict[str, anyio.Lock] = field(default_factory=dict, init=False)
+    __slots__ = (
+        "async_locks",
+        "concurrency",
+        "fresh",
+        "http",
+        "lock",
+        "on_progress",
+        "on_update",
+        "recorder",
+        "refresh",
+    )
+
+    def __init__(
+        self,
+        http: Any,
+        *,
+        on_update: OnUpdate | None = None,
+        on_progress: OnProgress | None = None,
+        recorder: Recorder | None = None,
+        refresh: Callable[[], Any] | None = None,
+        concurrency: int = 32,
+    ) -> None:
+        self.http = http
+        self.on_update = on_update
+        self.on_progress = on_progress
+        self.recorder = recorder
+        self.refresh = refresh
+        self.concurrency = concurrency
+        self.fresh: Any = None
+        self.lock = threading.Lock()
+        self.async_locks: dict[str, anyio.Lock] = {}
 
 
 class _Stopped(Exception):
@@ -264,7 +287,11 @@ class _Threads:
     def __init__(self, parent: _SyncDriver) -> None:
         self.parent = parent
         self.stop = threading.Event()
-        self.pool = ThreadPoolExecutor(parent.rt.concurrency, thread_name_prefix="mediajobs")
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - only when gathering
+
+        self.pool: ThreadPoolExecutor = ThreadPoolExecutor(
+            parent.rt.concurrency, thread_name_prefix="mediajobs"
+        )
         self.running: dict[Future[Any], int] = {}
 
     def gather(self, step: Gather) -> list[tuple[int, Any]]:
@@ -364,7 +391,9 @@ class _AsyncDriver:
                     elif isinstance(step, Refresh):
                         value = await self.refresh()
                     elif isinstance(step, Blocking):
-                        value = await anyio.to_thread.run_sync(step.call)
+                        from anyio import to_thread  # noqa: PLC0415 - 6 ms to import
+
+                        value = await to_thread.run_sync(step.call)
                     else:
                         tasks = tasks or await _Tasks.open(self)
                         value = await tasks.gather(step)
@@ -372,9 +401,10 @@ class _AsyncDriver:
                     error = exc
         finally:
             flow.close()
-            with anyio.CancelScope(shield=True):
-                for response in opened:
-                    await response.aclose()
+            if opened:
+                with anyio.CancelScope(shield=True):
+                    for response in opened:
+                        await response.aclose()
             if tasks is not None:
                 await tasks.close()
 

@@ -26,7 +26,6 @@ and :func:`updated` stores a new one, so the errors a flow raises already carry 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import httpx
@@ -86,7 +85,9 @@ def data_of(job: JobData | Handle) -> JobData:
     Returns:
         The snapshot.
     """
-    return job if isinstance(job, JobData) else job.data
+    if hasattr(job, "_update"):  # cheaper than isinstance on a pydantic model: polls add up
+        return cast(Handle, job).data
+    return job
 
 
 def updated(job: H, data: JobData) -> H:
@@ -99,17 +100,41 @@ def updated(job: H, data: JobData) -> H:
     Returns:
         The same handle, updated; or ``data`` itself for a bare snapshot.
     """
-    if isinstance(job, JobData):
-        return cast(H, data)
-    job._update(data)
-    return job
+    if hasattr(job, "_update"):
+        job._update(data)
+        return job
+    return cast(H, data)
+
+
+class _Value:
+    """A small value built on every poll: equality, hash and repr from its slots.
+
+    Plain classes rather than dataclasses: a dataclass costs about a millisecond to create at
+    import, and these are a dozen. Treat instances as immutable.
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
 
 
 # ------------------------------------------------------------------------ events
 
 
-@dataclass(frozen=True)
-class SubmitIntent:
+class SubmitIntent(_Value):
     """A submit is about to leave: recorded before its request is sent.
 
     Attributes:
@@ -120,15 +145,19 @@ class SubmitIntent:
         idempotency_key: The key every attempt of this submit carries.
     """
 
-    provider: str
-    kind: str
-    model: str
-    prompt: str | None
-    idempotency_key: str
+    __slots__ = ("idempotency_key", "kind", "model", "prompt", "provider")
+
+    def __init__(
+        self, provider: str, kind: str, model: str, prompt: str | None, idempotency_key: str
+    ) -> None:
+        self.provider = provider
+        self.kind = kind
+        self.model = model
+        self.prompt = prompt
+        self.idempotency_key = idempotency_key
 
 
-@dataclass(frozen=True)
-class SubmitAccepted:
+class SubmitAccepted(_Value):
     """The provider accepted a submit.
 
     Attributes:
@@ -136,23 +165,27 @@ class SubmitAccepted:
         idempotency_key: The submit's key.
     """
 
-    job: JobData
-    idempotency_key: str
+    __slots__ = ("idempotency_key", "job")
+
+    def __init__(self, job: JobData, idempotency_key: str) -> None:
+        self.job = job
+        self.idempotency_key = idempotency_key
 
 
-@dataclass(frozen=True)
-class StatusSeen:
+class StatusSeen(_Value):
     """A poll observed a status change.
 
     Attributes:
         job: The new snapshot.
     """
 
-    job: JobData
+    __slots__ = ("job",)
+
+    def __init__(self, job: JobData) -> None:
+        self.job = job
 
 
-@dataclass(frozen=True)
-class FileWritten:
+class FileWritten(_Value):
     """A downloaded artifact reached its final name.
 
     Attributes:
@@ -163,11 +196,14 @@ class FileWritten:
         sha256: The hex SHA-256 of its content.
     """
 
-    job: JobData
-    index: int
-    path: Path
-    size: int
-    sha256: str
+    __slots__ = ("index", "job", "path", "sha256", "size")
+
+    def __init__(self, job: JobData, index: int, path: Path, size: int, sha256: str) -> None:
+        self.job = job
+        self.index = index
+        self.path = path
+        self.size = size
+        self.sha256 = sha256
 
 
 Event = SubmitIntent | SubmitAccepted | StatusSeen | FileWritten
@@ -176,8 +212,7 @@ Event = SubmitIntent | SubmitAccepted | StatusSeen | FileWritten
 # ------------------------------------------------------------------------- steps
 
 
-@dataclass(frozen=True)
-class Send:
+class Send(_Value):
     """Send this request; resume with the ``httpx.Response`` (or throw the httpx error).
 
     Attributes:
@@ -186,8 +221,11 @@ class Send:
             never followed by the driver either way.
     """
 
-    request: httpx.Request
-    stream: bool = False
+    __slots__ = ("request", "stream")
+
+    def __init__(self, request: httpx.Request, stream: bool = False) -> None:
+        self.request = request
+        self.stream = stream
 
 
 class Sink(Protocol):
@@ -210,8 +248,7 @@ class ProgressLike(Protocol):
         """Return the closing report, if any."""
 
 
-@dataclass(frozen=True)
-class Consume:
+class Consume(_Value):
     """Read an open response's body, then close it; resume with :class:`Consumed`.
 
     Attributes:
@@ -226,17 +263,29 @@ class Consume:
         progress: Where the call's progress is aggregated, when the caller wants it.
     """
 
-    response: httpx.Response
-    sink: Sink | None = None
-    offset: int = 0
-    size: int | None = None
-    limit: int = 0
-    key: int = 0
-    progress: ProgressLike | None = None
+    __slots__ = ("key", "limit", "offset", "progress", "response", "sink", "size")
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        *,
+        sink: Sink | None = None,
+        offset: int = 0,
+        size: int | None = None,
+        limit: int = 0,
+        key: int = 0,
+        progress: ProgressLike | None = None,
+    ) -> None:
+        self.response = response
+        self.sink = sink
+        self.offset = offset
+        self.size = size
+        self.limit = limit
+        self.key = key
+        self.progress = progress
 
 
-@dataclass(frozen=True)
-class Consumed:
+class Consumed(_Value):
     """How a :class:`Consume` step ended.
 
     Attributes:
@@ -247,14 +296,22 @@ class Consumed:
         error: The network failure that cut the body short, if one did.
     """
 
-    written: int
-    received: int | None
-    snippet: bytes = b""
-    error: httpx.HTTPError | None = None
+    __slots__ = ("error", "received", "snippet", "written")
+
+    def __init__(
+        self,
+        written: int,
+        received: int | None,
+        snippet: bytes = b"",
+        error: httpx.HTTPError | None = None,
+    ) -> None:
+        self.written = written
+        self.received = received
+        self.snippet = snippet
+        self.error = error
 
 
-@dataclass(frozen=True)
-class Sleep:
+class Sleep(_Value):
     """Sleep this many seconds, then resume with ``None``.
 
     Attributes:
@@ -262,23 +319,27 @@ class Sleep:
         wake: A job id: the sleep ends early when that job is woken (a webhook arrived).
     """
 
-    seconds: float
-    wake: str | None = None
+    __slots__ = ("seconds", "wake")
+
+    def __init__(self, seconds: float, wake: str | None = None) -> None:
+        self.seconds = seconds
+        self.wake = wake
 
 
-@dataclass(frozen=True)
-class Notify:
+class Notify(_Value):
     """Tell the caller's ``on_update`` about a status change, then resume with ``None``.
 
     Attributes:
         job: The job (the caller's handle, already updated).
     """
 
-    job: Any
+    __slots__ = ("job",)
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(_Value):
     """Report download progress of one artifact (or the closing report); resume with ``None``.
 
     Attributes:
@@ -288,44 +349,57 @@ class Report:
         progress: Where the call's progress is aggregated.
     """
 
-    key: int | None
-    done: int = 0
-    size: int | None = None
-    progress: ProgressLike | None = None
+    __slots__ = ("done", "key", "progress", "size")
+
+    def __init__(
+        self,
+        key: int | None,
+        done: int = 0,
+        size: int | None = None,
+        progress: ProgressLike | None = None,
+    ) -> None:
+        self.key = key
+        self.done = done
+        self.size = size
+        self.progress = progress
 
 
-@dataclass(frozen=True)
-class Refresh:
+class Refresh(_Value):
     """Re-read the job for fresh artifact URLs; resume with the new ``JobData``.
 
     One re-read serves every artifact of a download call.
     """
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Record:
+
+class Record(_Value):
     """Hand a durable fact to the recorder (a no-op without one); resume with ``None``.
 
     Attributes:
         event: The fact.
     """
 
-    event: Event
+    __slots__ = ("event",)
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
 
 
-@dataclass(frozen=True)
-class Blocking:
+class Blocking(_Value):
     """Run a blocking file operation (on a worker thread under async); resume with its result.
 
     Attributes:
         call: The operation.
     """
 
-    call: Callable[[], Any]
+    __slots__ = ("call",)
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.call = call
 
 
-@dataclass(frozen=True)
-class Gather:
+class Gather(_Value):
     """Start sub-flows concurrently, then wait for outcomes.
 
     The sub-flows run beside those started by earlier ``Gather`` steps of the same run; the
@@ -339,8 +413,15 @@ class Gather:
         timeout: The longest wait for an outcome, in seconds (``None``: no limit).
     """
 
-    start: Sequence[tuple[int, Generator[Step, Any, Any]]] = ()
-    timeout: float | None = None
+    __slots__ = ("start", "timeout")
+
+    def __init__(
+        self,
+        start: Sequence[tuple[int, Generator[Step, Any, Any]]] = (),
+        timeout: float | None = None,
+    ) -> None:
+        self.start = start
+        self.timeout = timeout
 
 
 Step = Send | Consume | Sleep | Notify | Report | Refresh | Record | Blocking | Gather
