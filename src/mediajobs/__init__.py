@@ -12,69 +12,45 @@ One typed sync and async client for TheRouter, WorldRouter, OpenRouter and OneRo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    DownloadError,
+    JobCancelledError,
+    JobError,
+    JobExpiredError,
+    JobFailedError,
+    MediaJobsError,
+    NotFoundError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    ProtocolError,
+    RateLimitError,
+    ServerError,
+    UnsupportedError,
+    WaitTimeoutError,
+)
 from ._version import __version__
 
-# The public names load on first use (PEP 562): ``import mediajobs`` costs almost nothing until
-# a client, a model or an error is touched, so a program (or a CLI) that imports mediajobs and
-# exits early does not pay for httpx, pydantic and the dialects.
+# The errors are imported now (they cost nothing); the other public names load on first use
+# (PEP 562), so ``import mediajobs`` stays cheap until a client, a model or a policy is touched:
+# a program (or a CLI) that imports mediajobs and exits early does not pay for httpx, pydantic
+# and the dialects.
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("AsyncClient", "AsyncJob", "Client", "Job"), "_client"),
-    **dict.fromkeys(
-        (
-            "APIConnectionError",
-            "APIError",
-            "APITimeoutError",
-            "AuthenticationError",
-            "BadRequestError",
-            "ConfigurationError",
-            "DownloadError",
-            "JobCancelledError",
-            "JobError",
-            "JobExpiredError",
-            "JobFailedError",
-            "MediaJobsError",
-            "NotFoundError",
-            "PaymentRequiredError",
-            "PermissionDeniedError",
-            "ProtocolError",
-            "RateLimitError",
-            "ServerError",
-            "UnsupportedError",
-            "WaitTimeoutError",
-        ),
-        "_exceptions",
-    ),
     **dict.fromkeys(("Artifact", "JobData", "JobErrorInfo", "JobStatus"), "_models"),
     **dict.fromkeys(("PollPolicy", "RetryPolicy"), "_policy"),
     **dict.fromkeys(("Dialect", "UnknownStatusWarning"), "dialects"),
 }
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._client import AsyncClient, AsyncJob, Client, Job
-    from ._exceptions import (
-        APIConnectionError,
-        APIError,
-        APITimeoutError,
-        AuthenticationError,
-        BadRequestError,
-        ConfigurationError,
-        DownloadError,
-        JobCancelledError,
-        JobError,
-        JobExpiredError,
-        JobFailedError,
-        MediaJobsError,
-        NotFoundError,
-        PaymentRequiredError,
-        PermissionDeniedError,
-        ProtocolError,
-        RateLimitError,
-        ServerError,
-        UnsupportedError,
-        WaitTimeoutError,
-    )
     from ._models import Artifact, JobData, JobErrorInfo, JobStatus
     from ._policy import PollPolicy, RetryPolicy
     from .dialects import Dialect, UnknownStatusWarning
@@ -116,7 +92,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     """Import a public name on first use.
 
     Args:

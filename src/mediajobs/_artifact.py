@@ -14,6 +14,9 @@ drivers (``_drivers.py``: the :class:`~mediajobs._steps.Consume` step) into part
   with the caller's handle), the part files, every artifact concurrently (``Gather``), the
   atomic commit, and a :class:`~mediajobs._steps.FileWritten` record per file.
 
+The module keeps one artifact's decisions together (redirects, ranges, resume, refresh, length
+checks, retries): they share the cursor's state, and reading them in one place is the point.
+
 Errors: every failure of a download surfaces as :class:`~mediajobs.DownloadError` whose
 ``url`` has no query string (pre-signed URLs carry their signature there). What caused it --
 the :class:`~mediajobs.APIError` for an HTTP status, the

@@ -5,6 +5,10 @@ Every method builds a flow (``_flows.py``, ``_artifact.py``), runs it with the c
 The flows decide everything, raise every outcome, and keep the caller's job handle current;
 the clients only choose which flow, and own the httpx client. The job handles are in
 ``_jobs.py``.
+
+The module is longer than most because it holds the public surface twice, once per client,
+each method with its full docstring (what users read in their editor); the code of any method
+is one or two lines.
 """
 
 from __future__ import annotations

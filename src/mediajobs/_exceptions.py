@@ -35,9 +35,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import httpx
+if TYPE_CHECKING:  # this module stays cheap to import: ``import mediajobs`` loads it eagerly
+    import httpx
 
-if TYPE_CHECKING:
     from ._models import JobData
 
 __all__ = [
@@ -279,6 +279,8 @@ def translate(exc: httpx.HTTPError, request: httpx.Request | None = None) -> API
         ``.unsent`` tells whether the request surely never reached the server. The message names
         the method and URL without its query string; ``__cause__`` is ``exc``.
     """
+    import httpx  # noqa: PLC0415 - loaded already whenever a request failed
+
     try:
         target = request or exc.request
         where = f"{target.method} {target.url.copy_with(query=None)}"
