@@ -64,9 +64,11 @@ class Settings:
         """
         headers = request.headers
         for name, value in self.headers.items():
-            headers.setdefault(name, value)
+            if name not in headers:  # not setdefault: a miss there raises and catches KeyError
+                headers[name] = value
         if self.dialect.is_api_url(request.url):
-            headers.update(self.dialect.auth_headers(self.api_key))
+            for name, value in self.dialect.auth_headers(self.api_key).items():
+                headers[name] = value
         timeout = self.timeout
         if deadline is not None:
             timeout = max(min(timeout, deadline - self.clock()), MIN_REQUEST_TIME)
