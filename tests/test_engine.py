@@ -334,3 +334,52 @@ def test_cancel_reads_supports_cancel_before_any_request() -> None:
     )
     with pytest.raises(mj.UnsupportedError):
         next(flow)
+
+
+# ------------------------------------------------------------------ waking a wait
+
+
+def _wake_until(client: Any, job_id: str, finished: Callable[[], bool]) -> int:
+    """From another thread: end the wait's sleeps as they begin, until it finished (<= 10 s)."""
+    woken = 0
+    for _ in range(1000):
+        if finished():
+            break
+        woken += client._wakeups.wake(job_id)
+        threading.Event().wait(0.01)
+    return woken
+
+
+def test_a_woken_wait_polls_at_once(mode: str) -> None:
+    # Polls every 60 s: without the wake-ups the wait could not finish within the test.
+    fake = FakeProvider(scenario=Scenario(steps=("queued",)))
+    slow = mj.PollPolicy.fixed(60)
+    options = {"api_key": fake.api_key, "base_url": fake.api_origin, "poll": slow}
+    if mode == "sync":
+        with mj.Client(
+            "therouter", http_client=httpx.Client(transport=fake.transport()), **options
+        ) as client:
+            job = kitten(client)
+            waiter = threading.Thread(target=job.wait, daemon=True)
+            waiter.start()
+            woken = _wake_until(client, job.id, lambda: not waiter.is_alive())
+            waiter.join(1)
+            assert not waiter.is_alive()
+    else:
+
+        async def main() -> tuple[int, Any]:
+            async with mj.AsyncClient(
+                "therouter", http_client=httpx.AsyncClient(transport=fake.transport()), **options
+            ) as client:
+                job = await kitten(client)
+                with anyio.fail_after(15):  # a wait that is never woken would take 120 s
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(job.wait)
+                        count = await anyio.to_thread.run_sync(
+                            lambda: _wake_until(client, job.id, lambda: job.done)
+                        )
+                return count, job
+
+        woken, job = anyio.run(main, backend=mode)
+    assert woken == 2  # one sleep before each of the two polls
+    assert job.status is mj.JobStatus.SUCCEEDED

@@ -25,7 +25,7 @@ from typing import Any, Generic, Literal, TypeVar
 import httpx
 
 from ._artifact import download_flow
-from ._drivers import OnProgress, Recorder, Runtime, run_async, run_sync
+from ._drivers import OnProgress, Recorder, Runtime, Wakeups, run_async, run_sync
 from ._exceptions import ConfigurationError
 from ._files import ArtifactFiles
 from ._flows import (
@@ -110,6 +110,8 @@ class _BaseClient(Generic[J]):
         self._concurrency = max_concurrency
         self._recorder: Recorder | None = None
         """Receives every durable fact the flows record (submits, statuses, files)."""
+        self._wakeups = Wakeups()
+        """Ends the sleeps of waits on a job that is known to have changed."""
 
     @property
     def provider(self) -> str:
@@ -134,7 +136,11 @@ class _BaseClient(Generic[J]):
 
     def _runtime(self, **callbacks: Any) -> Runtime:
         return Runtime(
-            self._http, recorder=self._recorder, concurrency=self._concurrency, **callbacks
+            self._http,
+            recorder=self._recorder,
+            concurrency=self._concurrency,
+            wakeups=self._wakeups,
+            **callbacks,
         )
 
     _http: Any

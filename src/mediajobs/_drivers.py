@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     import anyio.abc
 
-__all__ = ["OnProgress", "OnUpdate", "Recorder", "Runtime", "run_async", "run_sync"]
+__all__ = ["OnProgress", "OnUpdate", "Recorder", "Runtime", "Wakeups", "run_async", "run_sync"]
 
 T = TypeVar("T")
 
@@ -60,6 +60,81 @@ Recorder = Callable[[Event], Any]
 
 _SKIM_LIMIT = 64 * 1024  # bytes of an error body read at most
 _TICK = 0.1  # seconds: the blocking driver checks for Ctrl-C this often while waiting on threads
+
+
+class Wakeups:
+    """Per-job wake-up calls: :meth:`wake` ends every ``Sleep(wake=job_id)`` in progress.
+
+    A client owns one; anything that learns a job changed (a webhook) may call :meth:`wake`
+    from any thread or task, and the waits on that job poll at once instead of sleeping on.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[str, list[Callable[[], None]]] = {}
+
+    def wake(self, job_id: str) -> int:
+        """End the sleeps of every wait on a job.
+
+        Args:
+            job_id: The provider's job id.
+
+        Returns:
+            How many sleeps were ended.
+        """
+        with self._lock:
+            calls = self._waiting.pop(job_id, [])
+        for call in calls:
+            call()
+        return len(calls)
+
+    @contextlib.contextmanager
+    def _listening(self, job_id: str, call: Callable[[], None]) -> Generator[None, None, None]:
+        with self._lock:
+            self._waiting.setdefault(job_id, []).append(call)
+        try:
+            yield
+        finally:
+            with self._lock:
+                calls = self._waiting.get(job_id, [])
+                if call in calls:
+                    calls.remove(call)
+                if not calls:
+                    self._waiting.pop(job_id, None)
+
+    def sleep(self, job_id: str, seconds: float) -> None:
+        """Sleep on a thread until ``seconds`` pass or the job is woken.
+
+        Args:
+            job_id: The job.
+            seconds: The longest sleep.
+        """
+        event = threading.Event()
+        with self._listening(job_id, event.set):
+            event.wait(seconds)
+
+    async def sleep_async(self, job_id: str, seconds: float) -> None:
+        """Sleep in a task until ``seconds`` pass or the job is woken (from any thread).
+
+        Args:
+            job_id: The job.
+            seconds: The longest sleep.
+        """
+        from anyio import from_thread, lowlevel  # noqa: PLC0415 - only for woken waits
+
+        event = anyio.Event()
+        token = lowlevel.current_token()
+        home = threading.get_ident()
+
+        def set_event() -> None:
+            if threading.get_ident() == home:
+                event.set()
+                return
+            with contextlib.suppress(RuntimeError):  # the event loop has ended meanwhile
+                from_thread.run_sync(event.set, token=token)
+
+        with self._listening(job_id, set_event), anyio.move_on_after(seconds):
+            await event.wait()
 
 
 class Runtime:
@@ -75,6 +150,7 @@ class Runtime:
         recorder: Receives :class:`~mediajobs._steps.Record` events; without one they are no-ops.
         refresh: Re-reads the job for :class:`~mediajobs._steps.Refresh` (called at most once).
         concurrency: Threads for ``Gather`` under :func:`run_sync`.
+        wakeups: Ends a ``Sleep`` early when its job is woken.
     """
 
     __slots__ = (
@@ -87,6 +163,7 @@ class Runtime:
         "on_update",
         "recorder",
         "refresh",
+        "wakeups",
     )
 
     def __init__(
@@ -98,8 +175,10 @@ class Runtime:
         recorder: Recorder | None = None,
         refresh: Callable[[], Any] | None = None,
         concurrency: int = 32,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self.http = http
+        self.wakeups = wakeups
         self.on_update = on_update
         self.on_progress = on_progress
         self.recorder = recorder
@@ -206,7 +285,10 @@ class _SyncDriver:
                         if step.stream:
                             opened.append(value)
                     elif isinstance(step, Sleep):
-                        self.sleep(step.seconds)
+                        if step.wake is not None and rt.wakeups is not None and self.stop is None:
+                            rt.wakeups.sleep(step.wake, step.seconds)
+                        else:
+                            self.sleep(step.seconds)
                     elif isinstance(step, Notify):
                         if rt.on_update is not None:
                             rt.on_update(step.job)
@@ -377,7 +459,10 @@ class _AsyncDriver:
                         if step.stream:
                             opened.append(value)
                     elif isinstance(step, Sleep):
-                        await anyio.sleep(step.seconds)
+                        if step.wake is not None and rt.wakeups is not None:
+                            await rt.wakeups.sleep_async(step.wake, step.seconds)
+                        else:
+                            await anyio.sleep(step.seconds)
                     elif isinstance(step, Notify):
                         if rt.on_update is not None:
                             await _call(rt.on_update, step.job)
