@@ -17,12 +17,11 @@ from ._policy import PollPolicy
 
 if TYPE_CHECKING:
     from ._client import AsyncClient, Client  # noqa: F401  (named in the base classes)
+    from ._drivers import OnProgress
 
-__all__ = ["AsyncJob", "Job", "OnProgress"]
+__all__ = ["AsyncJob", "Job"]
 
 C = TypeVar("C")
-
-OnProgress = Callable[[int, int | None], Any]
 
 
 class _JobView(Generic[C]):
