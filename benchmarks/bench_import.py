@@ -4,10 +4,13 @@
     python benchmarks/bench_import.py --runs 41 --top 20
 
 Each measurement is a new ``python -c "import X"`` process; the statements are interleaved
-round by round and the median wall time is reported, beside a bare interpreter start and
-``import httpx`` (the one dependency every client needs) for scale. Then
-``python -X importtime -c "import mediajobs"`` (median of 5) lists the modules with the
-largest cumulative import time, and how much of it is mediajobs' own code.
+round by round and the median wall time is reported, beside a bare interpreter start,
+``import httpx`` and the four core dependencies together (httpx, pydantic, tenacity, anyio),
+which the two mediajobs figures are compared with: ``import mediajobs`` alone (its public names
+load on first use) and ``import mediajobs; mediajobs.Client`` (what a program that uses it
+pays). Then ``python -X importtime`` (median of 5) lists, for ``mediajobs._client`` (the
+whole client stack) and ``mediajobs.cli``, the modules with the largest cumulative import time
+and how much of it is mediajobs' own code.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ def importtime(module: str, runs: int) -> tuple[dict[str, float], dict[str, floa
     )
 
 
+DEPS = "import httpx, pydantic, tenacity, anyio"
+FIRST_USE = "import mediajobs; mediajobs.Client"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=21, help="processes per statement")
@@ -64,7 +71,9 @@ def main() -> None:
     statements = {
         "python -c pass": "pass",
         "import httpx": "import httpx",
+        DEPS: "import httpx, pydantic, tenacity, anyio",
         "import mediajobs": "import mediajobs",
+        FIRST_USE: "import mediajobs; mediajobs.Client",
     }
     if importlib.util.find_spec("mediajobs.cli") is not None:
         statements["import mediajobs.cli"] = "import mediajobs.cli"
@@ -88,9 +97,26 @@ def main() -> None:
         )
     print(f"\n## Wall time of a fresh process (median of {args.runs})\n")
     common.print_table(["statement", "median ms", "min ms", "minus bare start ms"], rows)
+    deps = common.median(times[DEPS]) - bare
+    deps_min = min(times[DEPS]) - min(times["python -c pass"])
+    print(f"\n## Against the core dependencies ({DEPS}, minus bare start)\n")
+    common.print_table(
+        ["statement", "ratio of medians", "ratio of minimums"],
+        [
+            [
+                name,
+                f"{(common.median(times[name]) - bare) / deps:.2f}",
+                f"{(min(times[name]) - min(times['python -c pass'])) / deps_min:.2f}",
+            ]
+            for name in ("import mediajobs", FIRST_USE)
+        ],
+    )
 
     startup = set(importtime("sys", 1)[0])  # what the interpreter imports anyway
-    for module in [name.split()[-1] for name in statements if name.startswith("import mediajobs")]:
+    modules = ["mediajobs._client"] + [
+        name.split()[-1] for name in statements if name.startswith("import mediajobs.")
+    ]
+    for module in modules:
         selfs, cumulative = importtime(module, 5)
         selfs = {k: v for k, v in selfs.items() if k not in startup}
         total = cumulative.get(module, 0.0)

@@ -369,10 +369,6 @@ def test_status_on_a_dead_port_fails_with_the_job_named() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the engine to log each retry on the 'mediajobs' logger at INFO or WARNING",
-)
 def test_status_on_a_dead_port_says_it_is_retrying() -> None:
     base_url = f"http://127.0.0.1:{_closed_port()}"
     result = run(

@@ -63,8 +63,10 @@ def settings(
     )
 
 
-def drive(flow: Flow[Any], respond: Responder, clock: Clock | None = None) -> tuple[Any, Trace]:
-    trace = Trace()
+def drive(
+    flow: Flow[Any], respond: Responder, clock: Clock | None = None, trace: Trace | None = None
+) -> tuple[Any, Trace]:
+    trace = trace if trace is not None else Trace()
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -242,26 +244,43 @@ def test_wait_polls_until_terminal_notifies_changes_and_backs_off() -> None:
 
 def test_wait_reads_server_hint_afresh_on_every_poll() -> None:
     clock = Clock()
-    job, trace = drive(
-        wait_flow(settings(clock=clock), queued()),
-        script(
-            httpx.Response(200, json=video("in_progress"), headers={"Retry-After": "5"}),
-            httpx.Response(200, json=video("in_progress"), headers={"Retry-After": "1"}),
-            httpx.Response(200, json=video("in_progress")),
-            httpx.Response(200, json=video("failed", error="nope")),
-        ),
-        clock,
-    )
+    trace = Trace()
+    with pytest.raises(mj.JobFailedError) as info:
+        drive(
+            wait_flow(settings(clock=clock), queued()),
+            script(
+                httpx.Response(200, json=video("in_progress"), headers={"Retry-After": "5"}),
+                httpx.Response(200, json=video("in_progress"), headers={"Retry-After": "1"}),
+                httpx.Response(200, json=video("in_progress")),
+                httpx.Response(200, json=video("failed", error="nope")),
+            ),
+            clock,
+            trace,
+        )
+    job = info.value.job
     assert job.status is mj.JobStatus.FAILED
     assert job.error == mj.JobErrorInfo(message="nope")
     assert trace.sleeps == [2.0, 5.0, 1.0, 10.0]
 
 
-@pytest.mark.parametrize("final", ["failed", "cancelled", "expired"])
-def test_every_terminal_state_ends_the_wait(final: str) -> None:
-    job, trace = drive(
-        wait_flow(settings(), queued()), script(httpx.Response(200, json=video(final)))
-    )
+@pytest.mark.parametrize(
+    ("final", "error"),
+    [
+        ("failed", mj.JobFailedError),
+        ("cancelled", mj.JobCancelledError),
+        ("expired", mj.JobExpiredError),
+    ],
+)
+def test_every_terminal_state_ends_the_wait(final: str, error: type[mj.JobError[Any]]) -> None:
+    # The flow itself raises the outcome, carrying the job it was given (here a snapshot).
+    trace = Trace()
+    with pytest.raises(error) as info:
+        drive(
+            wait_flow(settings(), queued()),
+            script(httpx.Response(200, json=video(final))),
+            trace=trace,
+        )
+    job = info.value.job
     assert job.done and job.raw_status == final
     assert len(trace.requests) == 1
 

@@ -12,7 +12,8 @@ One typed sync and async client for TheRouter, WorldRouter, OpenRouter and OneRo
 
 from __future__ import annotations
 
-from ._client import AsyncClient, AsyncJob, Client, Job
+import typing as _typing
+
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -37,11 +38,26 @@ from ._exceptions import (
     WaitTimeoutError,
     WebhookVerificationError,
 )
-from ._models import Artifact, JobData, JobErrorInfo, JobStatus
-from ._policy import PollPolicy, RetryPolicy
 from ._version import __version__
-from ._webhooks import WebhookEvent
-from .dialects import Dialect, UnknownStatusWarning
+
+# The errors are imported now (they cost nothing); the other public names load on first use
+# (PEP 562), so ``import mediajobs`` stays cheap until a client, a model or a policy is touched:
+# a program (or a CLI) that imports mediajobs and exits early does not pay for httpx, pydantic
+# and the dialects.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("AsyncClient", "AsyncJob", "Client", "Job"), "_client"),
+    **dict.fromkeys(("Artifact", "JobData", "JobErrorInfo", "JobStatus"), "_models"),
+    **dict.fromkeys(("PollPolicy", "RetryPolicy"), "_policy"),
+    **dict.fromkeys(("Dialect", "UnknownStatusWarning"), "dialects"),
+    "WebhookEvent": "_webhooks",
+}
+
+if _typing.TYPE_CHECKING:
+    from ._client import AsyncClient, AsyncJob, Client, Job
+    from ._models import Artifact, JobData, JobErrorInfo, JobStatus
+    from ._policy import PollPolicy, RetryPolicy
+    from ._webhooks import WebhookEvent
+    from .dialects import Dialect, UnknownStatusWarning
 
 __all__ = [
     "APIConnectionError",
@@ -81,3 +97,29 @@ __all__ = [
     "WebhookVerificationError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    """Import a public name on first use.
+
+    Args:
+        name: The attribute.
+
+    Returns:
+        Its value (cached in the module from then on).
+
+    Raises:
+        AttributeError: For a name mediajobs does not export.
+    """
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mediajobs' has no attribute {name!r}")
+    from importlib import import_module  # noqa: PLC0415 - keeps this module's import tiny
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,437 +1,80 @@
-"""``Client`` and ``AsyncClient``: thin drivers around the lifecycle flows.
+"""``Client`` and ``AsyncClient``: configuration, an httpx client, and one driver each.
 
-Each client owns (or borrows) an httpx client, runs the steps a flow yields — send, sleep,
-notify — and wraps snapshots in job handles. All decisions live in ``_flows.py``.
+Every method builds a flow (``_flows.py``, ``_artifact.py``), runs it with the client's driver
+(``_drivers.py``: :func:`run_sync` or :func:`run_async`) and returns what the flow returned.
+The flows decide everything, raise every outcome, and keep the caller's job handle current;
+the clients only choose which flow, and own the httpx client. The job handles are in
+``_jobs.py``.
+
+The module is longer than most because it holds the public surface twice, once per client,
+each method with its full docstring (what users read in their editor); the code of any method
+is one or two lines.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
 import os
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-import anyio
 import httpx
 
-from . import _download
-from ._exceptions import ConfigurationError, JobError, MediaJobsError, WaitTimeoutError
+from ._artifact import download_flow
+from ._drivers import OnProgress, Recorder, Runtime, Wakeups, run_async, run_sync
+from ._exceptions import ConfigurationError
+from ._files import ArtifactFiles
 from ._flows import (
-    Flow,
     ManyWait,
-    Notify,
-    Send,
-    Settings,
-    Sleep,
     cancel_flow,
     models_flow,
-    raise_for_outcome,
+    poll_round,
     refresh_flow,
     submit_flow,
     wait_flow,
 )
 from ._inputs import read_inputs
-from ._models import Artifact, JobData, JobErrorInfo, JobStatus
+from ._jobs import AsyncJob, Job
+from ._models import JobData
 from ._policy import PollPolicy, RetryPolicy
+from ._settings import Settings
+from ._steps import Flow
 from ._version import __version__
 from .dialects import DIALECTS, Dialect
 
-__all__ = ["AsyncClient", "AsyncJob", "Client", "Job"]
+__all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobKind", "ProviderName"]
 
 T = TypeVar("T")
-C = TypeVar("C", bound="_BaseClient")
+J = TypeVar("J", Job, AsyncJob)
+
+ProviderName = Literal["therouter", "worldrouter", "openrouter", "onerouter"]
+"""The built-in providers (any other is passed as a :class:`~mediajobs.dialects.Dialect`)."""
+JobKind = Literal["image", "image_edit", "video", "speech", "transcription"]
+"""The job kinds of the built-in providers (a custom dialect may offer others)."""
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds any single request may take."""
 DEFAULT_WAIT_TIMEOUT = 3600.0
 """Seconds a wait may take in all unless told otherwise: long enough for slow video models,
 short enough that a stuck job never hangs a program forever."""
-_GRACE = 1.0
-"""Seconds polls in flight may still take once a job of an ``as_completed`` round finished."""
 DEFAULT_CONCURRENCY = 32
 """Requests in flight at once when waiting on many jobs or downloading several files."""
 
-OnUpdate = Callable[[Any], Any]
-OnProgress = Callable[[int, int | None], Any]
+JobRef = str | JobData | Job | AsyncJob
 
 
-# --------------------------------------------------------------------------- drivers
+class _BaseClient(Generic[J]):
+    """Configuration shared by both clients, and the choice of flow for every method."""
 
-
-def run_sync(flow: Flow[T], http: httpx.Client, on_update: OnUpdate | None = None) -> T:
-    """Drive a flow with blocking I/O.
-
-    Args:
-        flow: The flow.
-        http: The httpx client that sends its requests.
-        on_update: Called with each :class:`~mediajobs._flows.Notify` snapshot.
-
-    Returns:
-        The flow's result.
-
-    Raises:
-        MediaJobsError: Whatever the flow raises.
-    """
-    value: Any = None
-    error: BaseException | None = None
-    try:
-        while True:
-            try:
-                step = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            value = error = None
-            if isinstance(step, Send):
-                try:
-                    value = http.send(step.request, stream=step.stream)
-                except httpx.HTTPError as exc:
-                    error = exc
-            elif isinstance(step, Sleep):
-                if step.seconds > 0:
-                    time.sleep(step.seconds)
-            elif isinstance(step, Notify) and on_update is not None:
-                on_update(step.job)
-    finally:
-        flow.close()
-
-
-async def run_async(flow: Flow[T], http: httpx.AsyncClient, on_update: OnUpdate | None = None) -> T:
-    """Drive a flow with async I/O (asyncio or trio, through anyio).
-
-    Args:
-        flow: The flow.
-        http: The httpx client that sends its requests.
-        on_update: Called with each snapshot; awaited if it returns an awaitable.
-
-    Returns:
-        The flow's result.
-
-    Raises:
-        MediaJobsError: Whatever the flow raises.
-    """
-    value: Any = None
-    error: BaseException | None = None
-    try:
-        while True:
-            try:
-                step = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            value = error = None
-            if isinstance(step, Send):
-                try:
-                    value = await http.send(step.request, stream=step.stream)
-                except httpx.HTTPError as exc:
-                    error = exc
-            elif isinstance(step, Sleep):
-                await anyio.sleep(step.seconds)
-            elif isinstance(step, Notify) and on_update is not None:
-                result = on_update(step.job)
-                if inspect.isawaitable(result):
-                    await result
-    finally:
-        flow.close()
-
-
-# ------------------------------------------------------------------------ job handles
-
-
-class _JobView(Generic[C]):
-    """What both job handles show: the latest snapshot's fields."""
-
-    __slots__ = ("_client", "_data")
-
-    def __init__(self, data: JobData, client: C) -> None:
-        self._data = data
-        self._client = client
-
-    @property
-    def data(self) -> JobData:
-        """The latest immutable snapshot."""
-        return self._data
-
-    @property
-    def id(self) -> str:
-        """The provider's job id."""
-        return self._data.id
-
-    @property
-    def provider(self) -> str:
-        """The provider's name."""
-        return self._data.provider
-
-    @property
-    def status(self) -> JobStatus:
-        """The normalized status."""
-        return self._data.status
-
-    @property
-    def raw_status(self) -> str:
-        """The status as the provider sent it."""
-        return self._data.raw_status
-
-    @property
-    def done(self) -> bool:
-        """Whether the job is in a terminal state."""
-        return self._data.status.is_terminal
-
-    @property
-    def kind(self) -> str | None:
-        """The job kind, when known."""
-        return self._data.kind
-
-    @property
-    def model(self) -> str | None:
-        """The model, when known."""
-        return self._data.model
-
-    @property
-    def artifacts(self) -> list[Artifact]:
-        """The outputs (after success)."""
-        return self._data.artifacts
-
-    @property
-    def error(self) -> JobErrorInfo | None:
-        """Why the job failed, if it did."""
-        return self._data.error
-
-    @property
-    def cost(self) -> float | None:
-        """The reported cost, if any."""
-        return self._data.cost
-
-    @property
-    def usage(self) -> dict[str, Any]:
-        """Usage figures as reported."""
-        return self._data.usage
-
-    @property
-    def created_at(self) -> datetime | None:
-        """Creation time (aware)."""
-        return self._data.created_at
-
-    @property
-    def completed_at(self) -> datetime | None:
-        """Completion time (aware)."""
-        return self._data.completed_at
-
-    @property
-    def expires_at(self) -> datetime | None:
-        """Expiry time (aware)."""
-        return self._data.expires_at
-
-    @property
-    def raw(self) -> dict[str, Any]:
-        """The provider's last payload."""
-        return self._data.raw
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the job's data as JSON-ready values (see ``client.job_from_dict``).
-
-        Returns:
-            A dictionary that round-trips through ``json``.
-        """
-        return self._data.model_dump(mode="json")
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(id={self.id!r}, provider={self.provider!r}, "
-            f"status={self.status.value!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, _JobView):
-            return bool(self._data == other._data)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-class Job(_JobView["Client"]):
-    """A job handle from :class:`Client`; its methods update it in place and return it."""
-
-    __slots__ = ()
-
-    def refresh(self) -> Job:
-        """Read the job's current state from the provider.
-
-        Returns:
-            This job, updated.
-
-        Raises:
-            APIError: When the provider answers with an error.
-            APIConnectionError: When the network fails beyond retries.
-            ProtocolError: When the answer is not in the documented shape.
-        """
-        return self._client.get(self)
-
-    def wait(
-        self,
-        *,
-        timeout: float | None = None,
-        poll: PollPolicy | None = None,
-        on_update: Callable[[Job], Any] | None = None,
-    ) -> Job:
-        """Poll until the job is terminal.
-
-        Args:
-            timeout: Seconds for the whole wait (default: the client's ``wait_timeout``).
-            poll: A poll policy for this wait (default: the client's).
-            on_update: Called with this job on every status change.
-
-        Returns:
-            This job, succeeded.
-
-        Raises:
-            JobFailedError: The job failed.
-            JobCancelledError: The job was cancelled.
-            JobExpiredError: The job expired.
-            WaitTimeoutError: The deadline passed first (the job keeps running).
-            APIError: When the provider answers with an error.
-            APIConnectionError: When the network fails beyond retries.
-        """
-        return self._client.wait(self, timeout=timeout, poll=poll, on_update=on_update)
-
-    def cancel(self) -> Job:
-        """Cancel the job.
-
-        Returns:
-            This job, updated.
-
-        Raises:
-            UnsupportedError: Where the provider has no cancel.
-            APIError: When the provider refuses.
-        """
-        return self._client.cancel(self)
-
-    def download(
-        self,
-        dest_dir: str | os.PathLike[str],
-        *,
-        on_progress: OnProgress | None = None,
-        overwrite: bool = False,
-    ) -> list[Path]:
-        """Download every artifact into ``dest_dir`` as ``<job id>_<index><ext>``.
-
-        Args:
-            dest_dir: The directory (created if missing).
-            on_progress: Called with ``(done_bytes, total_bytes_or_None)`` as bytes arrive.
-            overwrite: Replace existing files instead of refusing.
-
-        Returns:
-            The paths written, one per artifact, in artifact order.
-
-        Raises:
-            DownloadError: When an artifact cannot be fetched completely or written.
-            JobError: When the job did not succeed.
-        """
-        return self._client.download(self, dest_dir, on_progress=on_progress, overwrite=overwrite)
-
-
-class AsyncJob(_JobView["AsyncClient"]):
-    """A job handle from :class:`AsyncClient`; its methods update it in place and return it."""
-
-    __slots__ = ()
-
-    async def refresh(self) -> AsyncJob:
-        """Read the job's current state from the provider.
-
-        Returns:
-            This job, updated.
-
-        Raises:
-            APIError: When the provider answers with an error.
-            APIConnectionError: When the network fails beyond retries.
-            ProtocolError: When the answer is not in the documented shape.
-        """
-        return await self._client.get(self)
-
-    async def wait(
-        self,
-        *,
-        timeout: float | None = None,
-        poll: PollPolicy | None = None,
-        on_update: Callable[[AsyncJob], Any] | None = None,
-    ) -> AsyncJob:
-        """Poll until the job is terminal.
-
-        Args:
-            timeout: Seconds for the whole wait (default: the client's ``wait_timeout``).
-            poll: A poll policy for this wait (default: the client's).
-            on_update: Called (and awaited, if async) with this job on every status change.
-
-        Returns:
-            This job, succeeded.
-
-        Raises:
-            JobFailedError: The job failed.
-            JobCancelledError: The job was cancelled.
-            JobExpiredError: The job expired.
-            WaitTimeoutError: The deadline passed first (the job keeps running).
-            APIError: When the provider answers with an error.
-            APIConnectionError: When the network fails beyond retries.
-        """
-        return await self._client.wait(self, timeout=timeout, poll=poll, on_update=on_update)
-
-    async def cancel(self) -> AsyncJob:
-        """Cancel the job.
-
-        Returns:
-            This job, updated.
-
-        Raises:
-            UnsupportedError: Where the provider has no cancel.
-            APIError: When the provider refuses.
-        """
-        return await self._client.cancel(self)
-
-    async def download(
-        self,
-        dest_dir: str | os.PathLike[str],
-        *,
-        on_progress: OnProgress | None = None,
-        overwrite: bool = False,
-    ) -> list[Path]:
-        """Download every artifact into ``dest_dir`` as ``<job id>_<index><ext>``.
-
-        Args:
-            dest_dir: The directory (created if missing).
-            on_progress: Called with ``(done_bytes, total_bytes_or_None)`` as bytes arrive.
-            overwrite: Replace existing files instead of refusing.
-
-        Returns:
-            The paths written, one per artifact, in artifact order.
-
-        Raises:
-            DownloadError: When an artifact cannot be fetched completely or written.
-            JobError: When the job did not succeed.
-        """
-        return await self._client.download(
-            self, dest_dir, on_progress=on_progress, overwrite=overwrite
-        )
-
-
-# ----------------------------------------------------------------------------- clients
-
-JobRef = str | JobData | _JobView[Any]
-
-
-class _BaseClient:
-    """Configuration shared by both clients."""
-
-    _job_class: type[_JobView[Any]]
+    _job_class: type[J]
 
     def __init__(
         self,
-        provider: str | Dialect,
+        provider: ProviderName | str | Dialect,
         *,
         api_key: str | None = None,
         base_url: str | None = None,
@@ -460,8 +103,15 @@ class _BaseClient:
             poll=poll or dialect.default_poll,
             retry=retry or RetryPolicy(),
             wait_timeout=wait_timeout,
+            clock=time.monotonic,
+            random=random.Random().random,  # noqa: S311 - jitter, not cryptography
+            concurrency=max_concurrency,
         )
         self._concurrency = max_concurrency
+        self._recorder: Recorder | None = None
+        """Receives every durable fact the flows record (submits, statuses, files)."""
+        self._wakeups = Wakeups()
+        """Ends the sleeps of waits on a job that is known to have changed."""
 
     @property
     def provider(self) -> str:
@@ -484,23 +134,50 @@ class _BaseClient:
             max_connections=self._concurrency, max_keepalive_connections=self._concurrency
         )
 
-    def _data(self, job: JobRef, kind: str | None = None) -> JobData:
-        if isinstance(job, _JobView):
-            return job._data
-        if isinstance(job, JobData):
-            return job
-        return self._settings.dialect.job_for_id(job, kind=kind)
+    def _runtime(self, **callbacks: Any) -> Runtime:
+        return Runtime(
+            self._http,
+            recorder=self._recorder,
+            concurrency=self._concurrency,
+            wakeups=self._wakeups,
+            **callbacks,
+        )
 
-    def _handle(self, job: JobRef, kind: str | None = None) -> Any:
+    _http: Any
+
+    def _handle(self, job: JobRef, kind: str | None = None) -> J:
         if isinstance(job, self._job_class) and job._client is self:
             return job
-        return self._job_class(self._data(job, kind), self)
+        if isinstance(job, (Job, AsyncJob)):
+            data = job.data
+        elif isinstance(job, JobData):
+            data = job
+        else:
+            data = self._settings.dialect.job_for_id(job, kind=kind)
+        return self._job_class(data, self)  # type: ignore[arg-type]
 
-    def _submit_args(self, kind: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    # Each method's flow, shared by both clients.
+
+    def _submit(
+        self, kind: str, model: str, prompt: str | None, params: Mapping[str, Any]
+    ) -> Flow[JobData]:
         self._settings.dialect.check_kind(kind)
-        return read_inputs(params, self._settings.dialect.file_params), uuid.uuid4().hex
+        payload = read_inputs(params, self._settings.dialect.file_params)
+        return submit_flow(
+            self._settings,
+            kind,
+            model=model,
+            prompt=prompt,
+            params=payload,
+            idempotency_key=uuid.uuid4().hex,
+        )
 
-    def job_from_dict(self, data: Mapping[str, Any]) -> Any:
+    def _many(
+        self, jobs: Iterable[JobRef], timeout: float | None, poll: PollPolicy | None
+    ) -> ManyWait[J]:
+        return ManyWait(self._settings, [self._handle(j) for j in jobs], timeout=timeout, poll=poll)
+
+    def job_from_dict(self, data: Mapping[str, Any]) -> J:
         """Rebuild a job handle from ``job.to_dict()`` output.
 
         Args:
@@ -520,7 +197,7 @@ class _BaseClient:
             raise ConfigurationError(
                 f"job {snapshot.id} belongs to {snapshot.provider}, not {self.provider}"
             )
-        return self._job_class(snapshot, self)
+        return self._handle(snapshot)
 
 
 def _resolve_dialect(provider: str | Dialect, base_url: str | None) -> Dialect:
@@ -537,42 +214,7 @@ def _resolve_dialect(provider: str | Dialect, base_url: str | None) -> Dialect:
     raise ConfigurationError(f"provider must be a name or a Dialect, not {type(provider).__name__}")
 
 
-def _fix_error_job(exc: MediaJobsError, wrap: Callable[[JobData], Any]) -> None:
-    if isinstance(exc, (JobError, WaitTimeoutError)) and isinstance(exc.job, JobData):
-        exc.job = wrap(exc.job)
-    if isinstance(exc, WaitTimeoutError):
-        exc.pending = [wrap(j) if isinstance(j, JobData) else j for j in exc.pending]
-
-
-def _into(handle: Any, new: Callable[[JobData], Any]) -> Callable[[JobData], Any]:
-    """Put an error's snapshot into the caller's handle (same job) or a new handle."""
-
-    def wrap(data: JobData) -> Any:
-        if handle is not None and handle.id == data.id:
-            handle._data = data
-            return handle
-        return new(data)
-
-    return wrap
-
-
-def _many_timeout(
-    many: ManyWait, handles: list[Any], new: Callable[[JobData], Any]
-) -> WaitTimeoutError:
-    error = many.timeout_error()
-    by_id = {h.id: h for h in handles}
-    _fix_error_job(error, lambda data: by_id.get(data.id) or new(data))
-    return error
-
-
-def _outcome(future: Future[Any]) -> Any:
-    try:
-        return future.result()
-    except Exception as exc:  # handed to the scheduler
-        return exc
-
-
-class Client(_BaseClient):
+class Client(_BaseClient[Job]):
     """The blocking client.
 
     Args:
@@ -596,7 +238,7 @@ class Client(_BaseClient):
 
     def __init__(
         self,
-        provider: str | Dialect,
+        provider: ProviderName | str | Dialect,
         *,
         api_key: str | None = None,
         base_url: str | None = None,
@@ -638,16 +280,12 @@ class Client(_BaseClient):
         if self._owns_http:
             self._http.close()
 
-    def _run(
-        self, flow: Flow[T], on_update: OnUpdate | None = None, handle: Job | None = None
-    ) -> T:
-        try:
-            return run_sync(flow, self._http, on_update)
-        except MediaJobsError as exc:
-            _fix_error_job(exc, _into(handle, lambda d: Job(d, self)))
-            raise
+    def _run(self, flow: Flow[T], **callbacks: Any) -> T:
+        return run_sync(flow, self._runtime(**callbacks))
 
-    def submit(self, kind: str, *, model: str, prompt: str | None = None, **params: Any) -> Job:
+    def submit(
+        self, kind: JobKind | str, *, model: str, prompt: str | None = None, **params: Any
+    ) -> Job:
         """Create a job.
 
         Args:
@@ -666,11 +304,7 @@ class Client(_BaseClient):
             APIConnectionError: When the network fails (retried only if the job cannot exist).
             ProtocolError: When the answer is not in the documented shape.
         """
-        payload, key = self._submit_args(kind, params)
-        flow = submit_flow(
-            self._settings, kind, model=model, prompt=prompt, params=payload, idempotency_key=key
-        )
-        return Job(self._run(flow), self)
+        return Job(self._run(self._submit(kind, model, prompt, params)), self)
 
     def get(self, job: JobRef, *, kind: str | None = None) -> Job:
         """Read a job's current state.
@@ -687,9 +321,7 @@ class Client(_BaseClient):
             APIConnectionError: When the network fails beyond retries.
             ProtocolError: When the answer is not in the documented shape.
         """
-        handle: Job = self._handle(job, kind)
-        handle._data = self._run(refresh_flow(self._settings, handle._data), handle=handle)
-        return handle
+        return self._run(refresh_flow(self._settings, self._handle(job, kind)))
 
     def wait(
         self,
@@ -697,7 +329,7 @@ class Client(_BaseClient):
         *,
         timeout: float | None = None,
         poll: PollPolicy | None = None,
-        on_update: Callable[[Job], Any] | None = None,
+        on_update: Callable[[Job], object] | None = None,
         kind: str | None = None,
     ) -> Job:
         """Poll a job until it is terminal (see :meth:`Job.wait`).
@@ -720,17 +352,8 @@ class Client(_BaseClient):
             APIError: When the provider answers with an error.
             APIConnectionError: When the network fails beyond retries.
         """
-        handle: Job = self._handle(job, kind)
-
-        def updated(data: JobData) -> Any:
-            handle._data = data
-            return on_update(handle) if on_update is not None else None
-
-        handle._data = self._run(
-            wait_flow(self._settings, handle._data, timeout=timeout, poll=poll), updated, handle
-        )
-        raise_for_outcome(handle._data, lambda _: handle)
-        return handle
+        flow = wait_flow(self._settings, self._handle(job, kind), timeout=timeout, poll=poll)
+        return self._run(flow, on_update=on_update)
 
     def cancel(self, job: JobRef, *, kind: str | None = None) -> Job:
         """Cancel a job.
@@ -746,9 +369,7 @@ class Client(_BaseClient):
             UnsupportedError: Where the provider has no cancel.
             APIError: When the provider refuses.
         """
-        handle: Job = self._handle(job, kind)
-        handle._data = self._run(cancel_flow(self._settings, handle._data), handle=handle)
-        return handle
+        return self._run(cancel_flow(self._settings, self._handle(job, kind)))
 
     def download(
         self,
@@ -775,19 +396,16 @@ class Client(_BaseClient):
             DownloadError: When an artifact cannot be fetched completely or written.
             JobError: When the job did not succeed.
         """
-        handle: Job = self._handle(job, kind)
-        if not handle.done:
-            self.get(handle)
-        return _download.download_sync(
-            self._settings,
-            self._http,
-            handle,
-            Path(dest_dir),
-            on_progress=on_progress,
-            overwrite=overwrite,
-            concurrency=self._concurrency,
-            refresh=lambda: self.get(handle)._data,
-        )
+        handle = self._handle(job, kind)
+        files = ArtifactFiles(dest_dir, overwrite=overwrite)
+        try:
+            return self._run(
+                download_flow(self._settings, handle, files),
+                on_progress=on_progress,
+                refresh=lambda: self.get(handle).data,
+            )
+        finally:
+            files.cleanup()
 
     def models(self) -> list[dict[str, Any]]:
         """List the provider's models (OpenRouter video models).
@@ -812,7 +430,9 @@ class Client(_BaseClient):
 
         Polls run concurrently (at most ``max_concurrency`` at once) over one shared deadline;
         each job keeps its own backoff, and a job whose polls fail transiently keeps being
-        retried without delaying the others.
+        retried without delaying the others. Polling happens only while the caller asks for
+        the next job, so nothing runs between two jobs handed out and ``break`` leaves nothing
+        running.
 
         Args:
             jobs: Job handles or ids.
@@ -826,33 +446,13 @@ class Client(_BaseClient):
             WaitTimeoutError: When the deadline passes (``.pending`` lists the unfinished).
             APIError: On a non-transient error (e.g. authentication).
         """
-        handles: list[Job] = [self._handle(j) for j in jobs]
-        many = ManyWait(self._settings, [h._data for h in handles], timeout=timeout, poll=poll)
-        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="mediajobs") as pool:
-            running: dict[Future[Any], int] = {}
-            try:
-                while True:
-                    for index in many.drain_finished():
-                        yield handles[index]
-                    if not many.pending:
-                        return
-                    left = many.time_left()
-                    if left is not None and left <= 0:
-                        raise _many_timeout(many, handles, lambda d: Job(d, self))
-                    for index, data in many.take_due(self._concurrency - len(running)):
-                        running[pool.submit(run_sync, many.poll_flow(data), self._http)] = index
-                    wake = many.next_wake() if len(running) < self._concurrency else None
-                    waits = [w for w in (wake, left) if w is not None]
-                    finished, _ = wait_futures(
-                        running, timeout=min(waits) if waits else None, return_when=FIRST_COMPLETED
-                    )
-                    for future in finished:
-                        index = running.pop(future)
-                        many.record(index, _outcome(future))
-                        handles[index]._data = many.results[index]
-            finally:
-                for future in running:
-                    future.cancel()
+        many = self._many(jobs, timeout, poll)
+        while True:
+            for index in many.drain_finished():
+                yield many.results[index]
+            if not many.pending:
+                return
+            self._run(poll_round(many))
 
     def wait_all(
         self,
@@ -875,13 +475,13 @@ class Client(_BaseClient):
             WaitTimeoutError: When the deadline passes (``.pending`` lists the unfinished).
             APIError: On a non-transient error (e.g. authentication).
         """
-        handles: list[Job] = [self._handle(j) for j in jobs]
-        for _ in self.as_completed(handles, timeout=timeout, poll=poll):
-            pass
-        return handles
+        many = self._many(jobs, timeout, poll)
+        while many.pending:  # one round for the whole wait: nothing is handed out mid-way
+            self._run(poll_round(many, until_first=False))
+        return many.results
 
 
-class AsyncClient(_BaseClient):
+class AsyncClient(_BaseClient[AsyncJob]):
     """The async client (asyncio or trio, through anyio). Same arguments as :class:`Client`.
 
     Args:
@@ -905,7 +505,7 @@ class AsyncClient(_BaseClient):
 
     def __init__(
         self,
-        provider: str | Dialect,
+        provider: ProviderName | str | Dialect,
         *,
         api_key: str | None = None,
         base_url: str | None = None,
@@ -947,17 +547,11 @@ class AsyncClient(_BaseClient):
         if self._owns_http:
             await self._http.aclose()
 
-    async def _run(
-        self, flow: Flow[T], on_update: OnUpdate | None = None, handle: AsyncJob | None = None
-    ) -> T:
-        try:
-            return await run_async(flow, self._http, on_update)
-        except MediaJobsError as exc:
-            _fix_error_job(exc, _into(handle, lambda d: AsyncJob(d, self)))
-            raise
+    async def _run(self, flow: Flow[T], **callbacks: Any) -> T:
+        return await run_async(flow, self._runtime(**callbacks))
 
     async def submit(
-        self, kind: str, *, model: str, prompt: str | None = None, **params: Any
+        self, kind: JobKind | str, *, model: str, prompt: str | None = None, **params: Any
     ) -> AsyncJob:
         """Create a job.
 
@@ -977,11 +571,7 @@ class AsyncClient(_BaseClient):
             APIConnectionError: When the network fails (retried only if the job cannot exist).
             ProtocolError: When the answer is not in the documented shape.
         """
-        payload, key = self._submit_args(kind, params)
-        flow = submit_flow(
-            self._settings, kind, model=model, prompt=prompt, params=payload, idempotency_key=key
-        )
-        return AsyncJob(await self._run(flow), self)
+        return AsyncJob(await self._run(self._submit(kind, model, prompt, params)), self)
 
     async def get(self, job: JobRef, *, kind: str | None = None) -> AsyncJob:
         """Read a job's current state.
@@ -998,9 +588,7 @@ class AsyncClient(_BaseClient):
             APIConnectionError: When the network fails beyond retries.
             ProtocolError: When the answer is not in the documented shape.
         """
-        handle: AsyncJob = self._handle(job, kind)
-        handle._data = await self._run(refresh_flow(self._settings, handle._data), handle=handle)
-        return handle
+        return await self._run(refresh_flow(self._settings, self._handle(job, kind)))
 
     async def wait(
         self,
@@ -1008,7 +596,7 @@ class AsyncClient(_BaseClient):
         *,
         timeout: float | None = None,
         poll: PollPolicy | None = None,
-        on_update: Callable[[AsyncJob], Any] | None = None,
+        on_update: Callable[[AsyncJob], object] | None = None,
         kind: str | None = None,
     ) -> AsyncJob:
         """Poll a job until it is terminal (see :meth:`AsyncJob.wait`).
@@ -1031,17 +619,8 @@ class AsyncClient(_BaseClient):
             APIError: When the provider answers with an error.
             APIConnectionError: When the network fails beyond retries.
         """
-        handle: AsyncJob = self._handle(job, kind)
-
-        def updated(data: JobData) -> Any:
-            handle._data = data
-            return on_update(handle) if on_update is not None else None
-
-        handle._data = await self._run(
-            wait_flow(self._settings, handle._data, timeout=timeout, poll=poll), updated, handle
-        )
-        raise_for_outcome(handle._data, lambda _: handle)
-        return handle
+        flow = wait_flow(self._settings, self._handle(job, kind), timeout=timeout, poll=poll)
+        return await self._run(flow, on_update=on_update)
 
     async def cancel(self, job: JobRef, *, kind: str | None = None) -> AsyncJob:
         """Cancel a job.
@@ -1057,9 +636,7 @@ class AsyncClient(_BaseClient):
             UnsupportedError: Where the provider has no cancel.
             APIError: When the provider refuses.
         """
-        handle: AsyncJob = self._handle(job, kind)
-        handle._data = await self._run(cancel_flow(self._settings, handle._data), handle=handle)
-        return handle
+        return await self._run(cancel_flow(self._settings, self._handle(job, kind)))
 
     async def download(
         self,
@@ -1086,23 +663,20 @@ class AsyncClient(_BaseClient):
             DownloadError: When an artifact cannot be fetched completely or written.
             JobError: When the job did not succeed.
         """
-        handle: AsyncJob = self._handle(job, kind)
-        if not handle.done:
-            await self.get(handle)
+        handle = self._handle(job, kind)
+        files = ArtifactFiles(dest_dir, overwrite=overwrite)
 
         async def refresh() -> JobData:
-            return (await self.get(handle))._data
+            return (await self.get(handle)).data
 
-        return await _download.download_async(
-            self._settings,
-            self._http,
-            handle,
-            Path(dest_dir),
-            on_progress=on_progress,
-            overwrite=overwrite,
-            concurrency=self._concurrency,
-            refresh=refresh,
-        )
+        try:
+            return await self._run(
+                download_flow(self._settings, handle, files),
+                on_progress=on_progress,
+                refresh=refresh,
+            )
+        finally:
+            files.cleanup()
 
     async def models(self) -> list[dict[str, Any]]:
         """List the provider's models (OpenRouter video models).
@@ -1142,77 +716,13 @@ class AsyncClient(_BaseClient):
             WaitTimeoutError: When the deadline passes (``.pending`` lists the unfinished).
             APIError: On a non-transient error (e.g. authentication).
         """
-        handles: list[AsyncJob] = [self._handle(j) for j in jobs]
-        many = ManyWait(self._settings, [h._data for h in handles], timeout=timeout, poll=poll)
+        many = self._many(jobs, timeout, poll)
         while True:
             for index in many.drain_finished():
-                yield handles[index]
+                yield many.results[index]
             if not many.pending:
                 return
-            left = many.time_left()
-            if left is not None and left <= 0:
-                raise _many_timeout(many, handles, lambda d: AsyncJob(d, self))
-            await self._poll_round(many, handles)
-
-    async def _poll_round(
-        self, many: ManyWait, handles: list[AsyncJob], *, until_first: bool = True
-    ) -> None:
-        """Poll due jobs concurrently until one finishes (or all, ``until_first=False``).
-
-        The round also ends when the deadline passes.
-
-        A round runs entirely inside one ``__anext__`` of :meth:`as_completed`, so no task
-        outlives a ``yield`` and leaving the loop early is always safe. Once a job has finished,
-        no new poll starts; polls in flight get ``_GRACE`` seconds to land (they usually take
-        milliseconds) and the rest are abandoned and repeated next round.
-        """
-        send, receive = anyio.create_memory_object_stream[tuple[int, Any]](math.inf)
-        in_flight: set[int] = set()
-        clock = self._settings.clock
-        stop_at: float | None = None
-        failure: MediaJobsError | None = None
-
-        async def poll_one(index: int, data: JobData) -> None:
-            try:
-                outcome: Any = await run_async(many.poll_flow(data), self._http)
-            except Exception as exc:  # handed to the scheduler
-                outcome = exc
-            send.send_nowait((index, outcome))
-
-        async with send, receive, anyio.create_task_group() as tg:
-            while many.pending and (stop_at is None or (in_flight and clock() < stop_at)):
-                if stop_at is None:
-                    for index, data in many.take_due(self._concurrency - len(in_flight)):
-                        in_flight.add(index)
-                        tg.start_soon(poll_one, index, data)
-                left = many.time_left()
-                if left is not None and left <= 0:
-                    break
-                if stop_at is not None:
-                    wake: float | None = stop_at - clock()
-                else:
-                    wake = many.next_wake() if len(in_flight) < self._concurrency else None
-                waits = [w for w in (wake, left) if w is not None]
-                item: tuple[int, Any] | None = None
-                with anyio.move_on_after(min(waits) if waits else math.inf):
-                    item = await receive.receive()
-                if item is None:
-                    continue
-                index, outcome = item
-                in_flight.discard(index)
-                try:
-                    finished = many.record(index, outcome)
-                except MediaJobsError as exc:
-                    failure = exc
-                    break
-                handles[index]._data = many.results[index]
-                if finished is not None and stop_at is None and until_first:
-                    stop_at = clock() + _GRACE
-            tg.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        for index in in_flight:
-            many.requeue(index)
+            await self._run(poll_round(many))
 
     async def wait_all(
         self,
@@ -1235,11 +745,7 @@ class AsyncClient(_BaseClient):
             WaitTimeoutError: When the deadline passes (``.pending`` lists the unfinished).
             APIError: On a non-transient error (e.g. authentication).
         """
-        handles: list[AsyncJob] = [self._handle(j) for j in jobs]
-        many = ManyWait(self._settings, [h._data for h in handles], timeout=timeout, poll=poll)
-        while many.pending:  # one round for the whole wait: nothing is yielded mid-way
-            left = many.time_left()
-            if left is not None and left <= 0:
-                raise _many_timeout(many, handles, lambda d: AsyncJob(d, self))
-            await self._poll_round(many, handles, until_first=False)
-        return handles
+        many = self._many(jobs, timeout, poll)
+        while many.pending:  # one round for the whole wait: nothing is handed out mid-way
+            await self._run(poll_round(many, until_first=False))
+        return many.results

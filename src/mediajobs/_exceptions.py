@@ -1,7 +1,9 @@
 """The mediajobs error tree.
 
-Every failure a user can meet is one of these, translated from httpx, JSON or provider
-answers at the boundary (``translate`` in the flows, ``raise_for_status`` in the dialects)::
+Every failure a user can meet is one of these. Dialects raise ``APIError`` and
+``ProtocolError`` for what providers answer; everything else is built here, once: httpx failures
+(:func:`translate`), job outcomes (:func:`outcome_error`) and wait deadlines
+(:func:`wait_timeout_error`)::
 
     MediaJobsError
     ├── ConfigurationError        missing key, bad base URL
@@ -32,10 +34,13 @@ message, and response bodies pass through :func:`redact` before they are kept.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # this module stays cheap to import: ``import mediajobs`` loads it eagerly
     import httpx
+
+    from ._models import JobData
 
 __all__ = [
     "APIConnectionError",
@@ -61,7 +66,13 @@ __all__ = [
     "WaitTimeoutError",
     "WebhookVerificationError",
     "error_class_for_status",
+    "outcome_error",
+    "translate",
+    "wait_timeout_error",
 ]
+
+J = TypeVar("J")
+"""The job type an error carries: the handle the caller holds (``Job`` or ``AsyncJob``)."""
 
 
 class MediaJobsError(Exception):
@@ -181,31 +192,34 @@ class ProtocolError(MediaJobsError):
         self.field = field
 
 
-class JobError(MediaJobsError):
+class JobError(MediaJobsError, Generic[J]):
     """The job reached a terminal state other than success.
+
+    ``JobError[Job]`` from :class:`~mediajobs.Client`, ``JobError[AsyncJob]`` from
+    :class:`~mediajobs.AsyncClient`: ``.job`` is the very handle the caller holds.
 
     Attributes:
         job: The job in its final state.
     """
 
-    def __init__(self, message: str, *, job: Any) -> None:
+    def __init__(self, message: str, *, job: J) -> None:
         super().__init__(message)
         self.job = job
 
 
-class JobFailedError(JobError):
+class JobFailedError(JobError[J]):
     """The job failed; ``job.error`` says why when the provider said."""
 
 
-class JobCancelledError(JobError):
+class JobCancelledError(JobError[J]):
     """The job was cancelled."""
 
 
-class JobExpiredError(JobError):
+class JobExpiredError(JobError[J]):
     """The job expired before it finished (or its results expired)."""
 
 
-class WaitTimeoutError(MediaJobsError):
+class WaitTimeoutError(MediaJobsError, Generic[J]):
     """The wait's deadline passed before the job finished.
 
     The job keeps running at the provider; resume with ``client.wait(job.id)``.
@@ -215,7 +229,7 @@ class WaitTimeoutError(MediaJobsError):
         pending: For many jobs, every unfinished job; else ``[job]``.
     """
 
-    def __init__(self, message: str, *, job: Any, pending: list[Any] | None = None) -> None:
+    def __init__(self, message: str, *, job: J, pending: list[J] | None = None) -> None:
         super().__init__(message)
         self.job = job
         self.pending = pending if pending is not None else [job]
@@ -276,3 +290,80 @@ def error_class_for_status(status_code: int) -> type[APIError]:
     if status_code >= 500:
         return ServerError
     return _STATUS_CLASSES.get(status_code, APIError)
+
+
+# ------------------------------------------------------------------ building errors
+
+
+def translate(exc: httpx.HTTPError, request: httpx.Request | None = None) -> APIConnectionError:
+    """Translate an httpx failure into the mediajobs error tree.
+
+    Args:
+        exc: The httpx exception.
+        request: The request that failed, if known.
+
+    Returns:
+        :class:`APITimeoutError` for timeouts, :class:`APIConnectionError` otherwise;
+        ``.unsent`` tells whether the request surely never reached the server. The message names
+        the method and URL without its query string; ``__cause__`` is ``exc``.
+    """
+    import httpx  # noqa: PLC0415 - loaded already whenever a request failed
+
+    try:
+        target = request or exc.request
+        where = f"{target.method} {target.url.copy_with(query=None)}"
+    except RuntimeError:
+        where = "request"
+    cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+    unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    error = cls(f"{where} failed: {type(exc).__name__}: {exc}", unsent=unsent)
+    error.__cause__ = exc
+    return error
+
+
+_OUTCOMES: dict[str, tuple[type[JobError[Any]], str]] = {
+    "failed": (JobFailedError, "failed"),
+    "cancelled": (JobCancelledError, "was cancelled"),
+    "expired": (JobExpiredError, "expired"),
+}
+
+
+def outcome_error(job: J, data: JobData) -> JobError[J] | None:
+    """Build the :class:`JobError` that matches a terminal state other than success.
+
+    Args:
+        job: What the error carries as ``.job`` (the caller's handle).
+        data: The job's latest snapshot.
+
+    Returns:
+        :class:`JobFailedError`, :class:`JobCancelledError` or :class:`JobExpiredError`, or
+        ``None`` when the job succeeded or has not finished.
+    """
+    found = _OUTCOMES.get(data.status.value)
+    if found is None:
+        return None
+    cls, verb = found
+    reason = f": {data.error.message}" if data.error else ""
+    return cls(f"{data.provider} job {data.id} {verb}{reason}", job=job)
+
+
+def wait_timeout_error(
+    pending: Sequence[tuple[J, JobData]], timeout: float | None
+) -> WaitTimeoutError[J]:
+    """Build the error of a wait whose deadline passed.
+
+    Args:
+        pending: The unfinished jobs as ``(handle, snapshot)`` pairs, the first one first.
+        timeout: The wait's length in seconds.
+
+    Returns:
+        The error; ``.job`` is the first unfinished job, ``.pending`` all of them.
+    """
+    handle, data = pending[0]
+    message = (
+        f"{data.provider} job {data.id} still {data.status.value} after {timeout:g}s "
+        f"(it keeps running; resume with client.wait({data.id!r}))"
+    )
+    if len(pending) > 1:
+        message = f"{len(pending)} job(s) unfinished; first: {message}"
+    return WaitTimeoutError(message, job=handle, pending=[h for h, _ in pending])

@@ -1,54 +1,77 @@
 """The job lifecycle as pure generators: submit, refresh, wait, cancel, and many-job waits.
 
-A flow yields *steps* (:class:`Send` a request, :class:`Sleep` a while, :class:`Notify` the
-caller of a new status) and returns a value; it never performs I/O. The two clients drive the
-same flows (``_client.py``: ``run_sync`` / ``run_async``), so sync and async share every rule:
-backoff, deadlines, retries, credential scoping, error translation.
+A flow yields steps (``_steps.py``) and returns a value; it never performs I/O, reads the time
+or draws a random number (the clock and the random source come in :class:`Settings`). Both
+clients run the same flows through the two drivers of ``_drivers.py``, so sync and async share
+every rule: backoff, deadlines, retries, credential scoping, error translation, outcomes.
 
 Reading one wait from top to bottom: :func:`wait_flow` sleeps per :class:`~mediajobs.PollPolicy`
-and calls :func:`refresh_flow`, which asks the dialect for a request and hands it to
+and calls :func:`poll_flow`, which asks the dialect for a request and hands it to
 :func:`request_flow`; that one adds headers and credentials (:meth:`Settings.prepare`), yields
-it, translates failures (:func:`translate`) and retries them with tenacity.
+it, translates failures and asks the one :class:`~mediajobs._retry.RetryRule` whether to try
+again. A terminal state other than success is raised here, as the matching
+:class:`~mediajobs.JobError` carrying the caller's handle.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-import time
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Generic, TypeVar
 
 import httpx
-import tenacity
 
 from ._exceptions import (
-    APIConnectionError,
     APIError,
-    APITimeoutError,
-    JobCancelledError,
-    JobExpiredError,
-    JobFailedError,
     MediaJobsError,
+    UnsupportedError,
     WaitTimeoutError,
+    outcome_error,
+    translate,
+    wait_timeout_error,
 )
-from ._models import JobData, JobStatus
+from ._models import JobData
 from ._policy import PollPolicy, RetryPolicy, parse_retry_after
-from .dialects.base import Dialect
+from ._retry import (
+    RETRYABLE_STATUS,
+    DeadlineReachedError,
+    RetryRule,
+    is_transient,
+    submit_may_retry,
+)
+from ._settings import MIN_REQUEST_TIME, Settings
+from ._steps import (
+    Flow,
+    Gather,
+    H,
+    Notify,
+    Record,
+    Send,
+    Sleep,
+    StatusSeen,
+    SubmitAccepted,
+    SubmitIntent,
+    data_of,
+    updated,
+)
 
 __all__ = [
+    "GRACE",
+    "RETRYABLE_STATUS",
     "Flow",
     "ManyWait",
     "Notify",
     "Send",
     "Settings",
     "Sleep",
-    "Step",
     "cancel_flow",
+    "is_transient",
     "models_flow",
+    "observe",
     "poll_flow",
-    "raise_for_outcome",
+    "poll_round",
     "refresh_flow",
     "request_flow",
     "submit_flow",
@@ -59,182 +82,8 @@ __all__ = [
 T = TypeVar("T")
 log = logging.getLogger("mediajobs")
 
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-_MIN_REQUEST_TIME = 0.05  # a request given less time than this cannot succeed
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send this request and resume the flow with the ``httpx.Response`` (or throw the error).
-
-    Attributes:
-        request: The request, complete with headers, credentials and timeout.
-        stream: Leave the body unread (downloads); otherwise the driver reads it.
-    """
-
-    request: httpx.Request
-    stream: bool = False
-
-
-@dataclass(frozen=True)
-class Sleep:
-    """Sleep this many seconds, then resume the flow with ``None``.
-
-    Attributes:
-        seconds: The delay.
-    """
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Notify:
-    """Tell the caller's ``on_update`` about a status change, then resume with ``None``.
-
-    Attributes:
-        job: The new snapshot.
-    """
-
-    job: JobData
-
-
-Step = Send | Sleep | Notify
-Flow = Generator[Step, Any, T]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything a flow needs to know about its client, as plain data.
-
-    Attributes:
-        dialect: The provider dialect.
-        api_key: The key (never formatted into text).
-        headers: Headers for every API request (``User-Agent`` and the caller's own).
-        timeout: The longest any single request may take, in seconds.
-        poll: The default poll policy.
-        retry: The retry policy.
-        wait_timeout: The default deadline of a wait, in seconds (``None``: no deadline).
-        clock: A monotonic clock (injectable for tests).
-    """
-
-    dialect: Dialect
-    api_key: str = field(repr=False)
-    headers: Mapping[str, str]
-    timeout: float
-    poll: PollPolicy
-    retry: RetryPolicy
-    wait_timeout: float | None
-    clock: Callable[[], float] = time.monotonic
-
-    def prepare(self, request: httpx.Request, *, deadline: float | None = None) -> httpx.Request:
-        """Add headers, credentials (API hosts only) and a timeout to a dialect's request.
-
-        Args:
-            request: The request as the dialect built it.
-            deadline: A monotonic deadline the request's timeout must not pass.
-
-        Returns:
-            The same request, completed.
-        """
-        for name, value in self.headers.items():
-            request.headers.setdefault(name, value)
-        if self.dialect.is_api_url(request.url):
-            request.headers.update(self.dialect.auth_headers(self.api_key))
-        timeout = self.timeout
-        if deadline is not None:
-            timeout = max(min(timeout, deadline - self.clock()), _MIN_REQUEST_TIME)
-        request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
-        return request
-
-    def redact(self, text: str) -> str:
-        """Remove the API key from a text.
-
-        Args:
-            text: Any text.
-
-        Returns:
-            The text with every occurrence of the key replaced by ``***``.
-        """
-        return text.replace(self.api_key, "***") if self.api_key else text
-
-    def scrub(self, error: APIError) -> None:
-        """Remove the API key from an API error's message and body, in place.
-
-        Args:
-            error: The error (a provider may echo a wrong key back in its message).
-        """
-        error.message = self.redact(error.message)
-        error.args = (error.message,)
-        if isinstance(error.body, str):
-            error.body = self.redact(error.body)
-        elif self.api_key and self.api_key in repr(error.body):
-            error.body = "<redacted: the body quoted the API key>"
-
-
-class _DeadlineReachedError(Exception):
-    """Internal: retries stopped because the next attempt would pass the deadline."""
-
-
-class _StopAtDeadline(tenacity.stop.stop_base):
-    """A tenacity stop condition: the next attempt would start after the deadline."""
-
-    def __init__(self, clock: Callable[[], float], deadline: float | None) -> None:
-        self.clock = clock
-        self.deadline = deadline
-        self.reached = False
-
-    def __call__(self, state: tenacity.RetryCallState) -> bool:
-        if self.deadline is not None and self.clock() + state.upcoming_sleep >= self.deadline:
-            self.reached = True
-        return self.reached
-
-
-def _retry_delay(policy: RetryPolicy, state: tenacity.RetryCallState) -> float:
-    failure = state.outcome.exception() if state.outcome else None
-    hint = parse_retry_after(failure.retry_after) if isinstance(failure, APIError) else None
-    return policy.next_delay(state.attempt_number, hint=hint)
-
-
-def translate(exc: httpx.HTTPError, request: httpx.Request | None = None) -> MediaJobsError:
-    """Translate an httpx failure into the mediajobs error tree.
-
-    Args:
-        exc: The httpx exception.
-        request: The request that failed, if known.
-
-    Returns:
-        :class:`~mediajobs.APITimeoutError` for timeouts, :class:`~mediajobs.APIConnectionError`
-        otherwise; ``.unsent`` tells whether the request surely never reached the server.
-    """
-    try:
-        target = request or exc.request
-        where = f"{target.method} {target.url.copy_with(query=None)}"
-    except RuntimeError:
-        where = "request"
-    cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
-    unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-    return cls(f"{where} failed: {type(exc).__name__}: {exc}", unsent=unsent)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Tell whether a failure is worth retrying for an idempotent request.
-
-    Args:
-        exc: The failure.
-
-    Returns:
-        ``True`` for connection errors, timeouts and 408/429/5xx answers.
-    """
-    if isinstance(exc, APIConnectionError):
-        return True
-    return isinstance(exc, APIError) and exc.status_code in RETRYABLE_STATUS
-
-
-def _submit_may_retry(exc: BaseException) -> bool:
-    # A paid submit is retried only when the server cannot have accepted it.
-    if isinstance(exc, APIConnectionError):
-        return exc.unsent
-    return isinstance(exc, APIError) and exc.status_code == 429
+GRACE = 1.0
+"""Seconds polls in flight may still take once a job of an ``as_completed`` round finished."""
 
 
 def request_flow(
@@ -245,12 +94,11 @@ def request_flow(
     submit: bool = False,
     deadline: float | None = None,
 ) -> Flow[T]:
-    """Send one logical request, retrying transient failures per the retry policy.
+    """Send one logical request, retrying transient failures per the retry rule.
 
     Each attempt builds a fresh request (bodies are not reusable), sends it and parses the
     answer; httpx failures become mediajobs errors, and an ``APIError`` whose body quotes the
-    key is redacted. tenacity decides whether and when to retry; a ``Retry-After`` on the
-    failed answer sets the delay.
+    key is redacted. A ``Retry-After`` on the failed answer sets the delay.
 
     Args:
         settings: The client's settings.
@@ -264,45 +112,32 @@ def request_flow(
 
     Raises:
         MediaJobsError: The last failure, when it is not retryable or retries ran out.
+        DeadlineReachedError: When the next attempt would start after ``deadline``.
     """
-    policy = settings.retry
-    at_deadline = _StopAtDeadline(settings.clock, deadline)
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(policy.max_attempts) | at_deadline,
-        wait=lambda state: _retry_delay(policy, state),
-        retry=tenacity.retry_if_exception(_submit_may_retry if submit else is_transient),
-        reraise=True,
-    )
-    retrying.begin()
-    state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+    rule: RetryRule | None = None
+    attempts = 0
     while True:
+        attempts += 1
+        request = build()
+        failure: MediaJobsError
         try:
-            action = retrying.iter(retry_state=state)
-        except MediaJobsError as exc:
-            if at_deadline.reached:
-                raise _DeadlineReachedError() from exc
-            raise
-        if isinstance(action, tenacity.DoAttempt):
-            request = build()
-            try:
-                response = yield Send(settings.prepare(request, deadline=deadline))
-                result = parse(response)
-            except httpx.HTTPError as exc:
-                error = translate(exc, request)
-                error.__cause__ = exc
-                state.set_exception((type(error), error, None))
-            except MediaJobsError as exc:
-                if isinstance(exc, APIError):
-                    settings.scrub(exc)
-                state.set_exception((type(exc), exc, exc.__traceback__))
-            else:
-                state.set_result(result)
-        elif isinstance(action, tenacity.DoSleep):
-            state.prepare_for_next_attempt()
-            log.debug("retrying %s in %.2fs", request.url.copy_with(query=None), float(action))
-            yield Sleep(float(action))
-        else:
-            return action  # type: ignore[no-any-return]
+            response = yield Send(settings.prepare(request, deadline=deadline))
+            return parse(response)
+        except httpx.HTTPError as exc:
+            failure = translate(exc, request)
+        except APIError as exc:
+            settings.scrub(exc)
+            failure = exc
+        if rule is None:
+            rule = RetryRule(
+                settings.retry,
+                clock=settings.clock,
+                random=settings.random,
+                retryable=submit_may_retry if submit else is_transient,
+                deadline=deadline,
+            )
+        what = f"{request.method} {request.url.copy_with(query=None)}"
+        yield Sleep(rule.delay(failure, attempts, what=what))
 
 
 def submit_flow(
@@ -315,6 +150,9 @@ def submit_flow(
     idempotency_key: str,
 ) -> Flow[JobData]:
     """Create a job; the same ``Idempotency-Key`` goes on every attempt.
+
+    Records :class:`~mediajobs._steps.SubmitIntent` before the first request leaves and
+    :class:`~mediajobs._steps.SubmitAccepted` once the provider accepted the job.
 
     Args:
         settings: The client's settings.
@@ -339,12 +177,14 @@ def submit_flow(
         request.headers["Idempotency-Key"] = idempotency_key
         return request
 
+    yield Record(SubmitIntent(dialect.name, kind, model, prompt, idempotency_key))
     job = yield from request_flow(
         settings,
         build,
         lambda response: dialect.parse_submit(response, kind=kind, model=model),
         submit=True,
     )
+    yield Record(SubmitAccepted(job, idempotency_key))
     log.debug("%s: submitted %s job %s", dialect.name, kind, job.id)
     return job
 
@@ -376,29 +216,54 @@ def poll_flow(
     )
 
 
-def refresh_flow(settings: Settings, job: JobData) -> Flow[JobData]:
+def observe(job: H, new: JobData) -> Flow[tuple[H, bool]]:
+    """Store a polled snapshot into the job; record and log a status change.
+
+    Args:
+        job: The caller's handle (updated in place), or a bare snapshot.
+        new: The snapshot just read.
+
+    Returns:
+        The job (the same handle, or ``new`` for a bare snapshot) and whether its status
+        changed.
+    """
+    old = data_of(job)
+    job = updated(job, new)
+    return job, (yield from _seen(old, new))
+
+
+def _seen(old: JobData, new: JobData) -> Flow[bool]:
+    if (new.status, new.raw_status) == (old.status, old.raw_status):
+        return False
+    log.debug("%s job %s: %s (%s)", new.provider, new.id, new.status.value, new.raw_status)
+    yield Record(StatusSeen(new))
+    return True
+
+
+def refresh_flow(settings: Settings, job: H) -> Flow[H]:
     """Read a job's current state once (with retries).
 
     Args:
         settings: The client's settings.
-        job: The last snapshot.
+        job: The caller's handle, or a bare snapshot.
 
     Returns:
-        The new snapshot.
+        The handle, updated (or the new snapshot).
 
     Raises:
         MediaJobsError: When the status cannot be read.
     """
-    new, _ = yield from poll_flow(settings, job, None)
-    return new
+    new, _ = yield from poll_flow(settings, data_of(job))
+    job, _ = yield from observe(job, new)
+    return job
 
 
-def cancel_flow(settings: Settings, job: JobData) -> Flow[JobData]:
+def cancel_flow(settings: Settings, job: H) -> Flow[H]:
     """Cancel a job.
 
     Args:
         settings: The client's settings.
-        job: The job.
+        job: The caller's handle, or a bare snapshot.
 
     Returns:
         The job after the cancel request.
@@ -408,14 +273,16 @@ def cancel_flow(settings: Settings, job: JobData) -> Flow[JobData]:
         MediaJobsError: When the cancel fails.
     """
     dialect = settings.dialect
-    dialect.build_cancel(job)  # raises UnsupportedError before any request is sent
-    return (
-        yield from request_flow(
-            settings,
-            lambda: dialect.build_cancel(job),
-            lambda response: dialect.parse_cancel(response, previous=job),
-        )
+    if not dialect.supports_cancel:
+        raise UnsupportedError(f"{dialect.name} has no way to cancel a job")
+    data = data_of(job)
+    new = yield from request_flow(
+        settings,
+        lambda: dialect.build_cancel(data),
+        lambda response: dialect.parse_cancel(response, previous=data),
     )
+    job, _ = yield from observe(job, new)
+    return job
 
 
 def models_flow(settings: Settings) -> Flow[list[dict[str, Any]]]:
@@ -436,93 +303,74 @@ def models_flow(settings: Settings) -> Flow[list[dict[str, Any]]]:
     return (yield from request_flow(settings, dialect.build_models, dialect.parse_models))
 
 
-def raise_for_outcome(job: JobData, wrap: Callable[[JobData], Any] = lambda d: d) -> None:
-    """Raise the :class:`~mediajobs.JobError` that matches a terminal non-success state.
-
-    Args:
-        job: The terminal snapshot.
-        wrap: Turns the snapshot into the handle stored on the error (``.job``).
-
-    Raises:
-        JobFailedError: The job failed.
-        JobCancelledError: The job was cancelled.
-        JobExpiredError: The job expired.
-    """
-    reason = f": {job.error.message}" if job.error else ""
-    where = f"{job.provider} job {job.id}"
-    if job.status is JobStatus.FAILED:
-        raise JobFailedError(f"{where} failed{reason}", job=wrap(job))
-    if job.status is JobStatus.CANCELLED:
-        raise JobCancelledError(f"{where} was cancelled{reason}", job=wrap(job))
-    if job.status is JobStatus.EXPIRED:
-        raise JobExpiredError(f"{where} expired{reason}", job=wrap(job))
-
-
 def wait_flow(
     settings: Settings,
-    job: JobData,
+    job: H,
     *,
     timeout: float | None = None,
     poll: PollPolicy | None = None,
-) -> Flow[JobData]:
+) -> Flow[H]:
     """Poll until the job is terminal, within one monotonic deadline for the whole wait.
 
     The delay between polls follows the poll policy; a server hint (``Retry-After``) on a
     poll answer sets the next delay, read afresh each time. Every request's timeout shrinks
     to what is left of the deadline, and a final poll is made just before it. A job that was
-    only named by id (empty ``raw``) is polled at once.
+    only named by id (empty ``raw``) is polled at once. Each sleep can be cut short by waking
+    the job (its id is on the :class:`~mediajobs._steps.Sleep`).
 
     Args:
         settings: The client's settings.
-        job: The last snapshot.
+        job: The caller's handle, or a bare snapshot.
         timeout: Seconds for the whole wait; ``None`` uses the client's ``wait_timeout``.
         poll: A poll policy for this wait; ``None`` uses the client's.
 
     Returns:
-        The terminal snapshot, whatever its status (callers raise per outcome).
+        The job, succeeded.
 
     Raises:
-        WaitTimeoutError: When the deadline passes first (``.job`` is the last seen).
+        JobFailedError: The job failed (``.job`` is ``job``).
+        JobCancelledError: The job was cancelled.
+        JobExpiredError: The job expired.
+        WaitTimeoutError: When the deadline passes first (``.job`` is ``job``, as last seen).
         MediaJobsError: When a status read fails beyond retries.
     """
     timeout = settings.wait_timeout if timeout is None else timeout
     deadline = None if timeout is None else settings.clock() + timeout
     policy = poll or settings.poll
+    data = data_of(job)
     polls = 0
     hint: float | None = None
-    poll_now = not job.raw
+    poll_now = not data.raw
     last_poll = False
-    while not job.done:
+    while not data.done:
         if last_poll:
-            raise _timeout(job, timeout)
+            raise wait_timeout_error([(job, data)], timeout)
         if not poll_now:
-            delay = policy.next_delay(polls, hint=hint)
+            delay = policy.next_delay(polls, hint=hint, rand=settings.random())
             if deadline is not None:
                 remaining = deadline - settings.clock()
-                if remaining <= _MIN_REQUEST_TIME:
-                    raise _timeout(job, timeout)
+                if remaining <= MIN_REQUEST_TIME:
+                    raise wait_timeout_error([(job, data)], timeout)
                 if delay >= remaining:  # one last poll, shortly before the deadline
                     delay = max(remaining - min(1.0, remaining / 2), 0.0)
                     last_poll = True
-            yield Sleep(delay)
+            yield Sleep(delay, wake=data.id)
         poll_now = False
         try:
-            new, hint = yield from poll_flow(settings, job, deadline)
-        except _DeadlineReachedError as exc:
-            raise _timeout(job, timeout) from exc.__cause__
+            data, hint = yield from poll_flow(settings, data, deadline)
+        except DeadlineReachedError as exc:
+            raise wait_timeout_error([(job, data)], timeout) from exc.__cause__
         polls += 1
-        if (new.status, new.raw_status) != (job.status, job.raw_status):
-            yield Notify(new)
-        job = new
+        job, changed = yield from observe(job, data)
+        if changed:
+            yield Notify(job)
+    error = outcome_error(job, data)
+    if error is not None:
+        raise error
     return job
 
 
-def _timeout(job: JobData, timeout: float | None) -> WaitTimeoutError:
-    return WaitTimeoutError(
-        f"{job.provider} job {job.id} still {job.status.value} after {timeout:g}s "
-        f"(it keeps running; resume with client.wait({job.id!r}))",
-        job=job,
-    )
+# ------------------------------------------------------------------ many-job waits
 
 
 class _Tracked:
@@ -538,22 +386,22 @@ class _Tracked:
         self.failures = 0
 
 
-class ManyWait:
-    """Pure scheduling state for waiting on many jobs at once.
+class ManyWait(Generic[H]):
+    """Scheduling state for waiting on many jobs at once, driven by :func:`poll_round`.
 
     Each job keeps its own backoff (poll count and server hint); a heap orders the jobs by
-    when they are next due. The drivers ask which jobs are due, poll them concurrently
-    (bounded) with :meth:`poll_flow`, and report each outcome with :meth:`record`; terminal
+    when they are next due. A round takes the due jobs (:meth:`take_due`), polls them
+    concurrently with :meth:`poll_flow` and reports each outcome with :meth:`record`; terminal
     jobs leave the schedule and are listed by :meth:`drain_finished`.
 
-    A poll here makes a single attempt: a transient failure reschedules that job alone after
-    the retry policy's backoff (or the server's ``Retry-After``), so a failing job never holds
-    a concurrency slot while it backs off. After ``retry.max_attempts`` failures in a row the
-    failure is raised, as a single wait would.
+    A poll here makes a single attempt: a failure goes through the same
+    :class:`~mediajobs._retry.RetryRule` as any request, counting that job's failures in a row,
+    and reschedules that job alone after the backoff (or the server's ``Retry-After``), so a
+    failing job never holds a concurrency slot while it backs off.
 
     Args:
         settings: The client's settings.
-        jobs: The jobs' snapshots, in input order.
+        jobs: The jobs (handles or bare snapshots), in input order.
         timeout: Seconds for the whole batch (one shared deadline); ``None`` uses the client's
             ``wait_timeout``.
         poll: A poll policy; ``None`` uses the client's.
@@ -562,29 +410,34 @@ class ManyWait:
     def __init__(
         self,
         settings: Settings,
-        jobs: Sequence[JobData],
+        jobs: Sequence[H],
         *,
         timeout: float | None = None,
         poll: PollPolicy | None = None,
     ) -> None:
         self.settings = settings
         self._single = replace(settings, retry=RetryPolicy.none())
+        self._rule = RetryRule(settings.retry, clock=settings.clock, random=settings.random)
         self.policy = poll or settings.poll
         self.timeout = settings.wait_timeout if timeout is None else timeout
         now = settings.clock()
         self.deadline = None if self.timeout is None else now + self.timeout
-        self.results: list[JobData] = list(jobs)
-        """The latest snapshot of every job, in input order."""
+        self.results: list[H] = list(jobs)
+        """The jobs, in input order, each holding its latest snapshot."""
         self._heap: list[tuple[float, int]] = []
         self._tracked: dict[int, _Tracked] = {}
         self._finished: list[int] = []
-        for index, job in enumerate(jobs):
-            if job.done:
+        for index, job in enumerate(self.results):
+            data = data_of(job)
+            if data.done:
                 self._finished.append(index)
                 continue
             self._tracked[index] = _Tracked()
-            due = now if not job.raw else now + self.policy.next_delay(0)
+            due = now if not data.raw else now + self._delay(0, None)
             heapq.heappush(self._heap, (due, index))
+
+    def _delay(self, polls: int, hint: float | None) -> float:
+        return self.policy.next_delay(polls, hint=hint, rand=self.settings.random())
 
     @property
     def pending(self) -> int:
@@ -613,7 +466,7 @@ class ManyWait:
         due: list[tuple[int, JobData]] = []
         while self._heap and len(due) < limit and self._heap[0][0] <= now:
             _, index = heapq.heappop(self._heap)
-            due.append((index, self.results[index]))
+            due.append((index, data_of(self.results[index])))
         return due
 
     def poll_flow(self, job: JobData) -> Flow[tuple[JobData, float | None]]:
@@ -645,9 +498,7 @@ class ManyWait:
         """Return seconds until the shared deadline, or ``None`` without one."""
         return None if self.deadline is None else self.deadline - self.settings.clock()
 
-    def record(
-        self, index: int, outcome: tuple[JobData, float | None] | BaseException
-    ) -> JobData | None:
+    def record(self, index: int, outcome: tuple[JobData, float | None] | BaseException) -> H | None:
         """Record one poll's outcome and reschedule the job.
 
         Args:
@@ -655,7 +506,7 @@ class ManyWait:
             outcome: ``(snapshot, server hint)`` from :meth:`poll_flow`, or its failure.
 
         Returns:
-            The snapshot if the job is now terminal, else ``None``.
+            The job if it is now terminal, else ``None``.
 
         Raises:
             MediaJobsError: A non-transient failure (authentication, not found, protocol), or a
@@ -663,27 +514,26 @@ class ManyWait:
         """
         tracked = self._tracked[index]
         if isinstance(outcome, BaseException):
-            tracked.failures += 1
-            if not is_transient(outcome) or tracked.failures >= self.settings.retry.max_attempts:
+            if not isinstance(outcome, MediaJobsError):
                 raise outcome
-            job = self.results[index]
-            log.warning("polling %s job %s failed, will retry: %s", job.provider, job.id, outcome)
-            hint = parse_retry_after(outcome.retry_after) if isinstance(outcome, APIError) else None
-            delay = self.settings.retry.next_delay(tracked.failures, hint=hint)
+            tracked.failures += 1
+            data = data_of(self.results[index])
+            what = f"polling {data.provider} job {data.id}"
+            delay = self._rule.delay(outcome, tracked.failures, what=what)
         else:
-            job, hint = outcome
-            self.results[index] = job
+            data, hint = outcome
+            job = self.results[index] = updated(self.results[index], data)
             tracked.polls += 1
             tracked.failures = 0
-            if job.done:
+            if data.done:
                 del self._tracked[index]
                 self._finished.append(index)
                 return job
-            delay = self.policy.next_delay(tracked.polls, hint=hint)
+            delay = self._delay(tracked.polls, hint)
         heapq.heappush(self._heap, (self.settings.clock() + delay, index))
         return None
 
-    def timeout_error(self) -> WaitTimeoutError:
+    def timeout_error(self) -> WaitTimeoutError[H]:
         """Build the error raised when the shared deadline passes.
 
         Returns:
@@ -691,9 +541,56 @@ class ManyWait:
             ``.pending`` lists all of them.
         """
         unfinished = [self.results[index] for index in sorted(self._tracked)]
-        first = _timeout(unfinished[0], self.timeout)
-        return WaitTimeoutError(
-            f"{len(unfinished)} job(s) unfinished; first: {first.message}",
-            job=unfinished[0],
-            pending=unfinished,
-        )
+        return wait_timeout_error([(j, data_of(j)) for j in unfinished], self.timeout)
+
+
+def poll_round(many: ManyWait[H], *, until_first: bool = True) -> Flow[None]:
+    """Poll due jobs concurrently until one finishes (or all, ``until_first=False``).
+
+    The round also ends when the deadline passes, and raises
+    :class:`~mediajobs.WaitTimeoutError` if it starts after it. At most
+    ``settings.concurrency`` polls are in flight. Once a job has finished (``until_first``),
+    no new poll starts; polls in flight get :data:`GRACE` seconds to land (they usually take
+    milliseconds) and the rest are abandoned and due again next round. Nothing outlives the
+    round, so the caller may hand the finished jobs out between rounds.
+
+    Args:
+        many: The wait's state.
+        until_first: End the round once a job is terminal.
+
+    Raises:
+        WaitTimeoutError: When the shared deadline has passed.
+        MediaJobsError: A failure that concerns the whole wait (see :meth:`ManyWait.record`).
+    """
+    clock = many.settings.clock
+    limit = many.settings.concurrency
+    left = many.time_left()
+    if many.pending and left is not None and left <= 0:
+        raise many.timeout_error()
+    running: set[int] = set()
+    stop_at: float | None = None
+    while many.pending and (stop_at is None or (running and clock() < stop_at)):
+        start: list[tuple[int, Flow[Any]]] = []
+        if stop_at is None:
+            for index, data in many.take_due(limit - len(running)):
+                running.add(index)
+                start.append((index, many.poll_flow(data)))
+        left = many.time_left()
+        if left is not None and left <= 0:
+            break
+        if stop_at is not None:
+            wake: float | None = stop_at - clock()
+        else:
+            wake = many.next_wake() if len(running) < limit else None
+        waits = [w for w in (wake, left) if w is not None]
+        outcomes = yield Gather(start, min(waits) if waits else None)
+        for index, outcome in outcomes:
+            running.discard(index)
+            before = data_of(many.results[index])
+            finished = many.record(index, outcome)
+            if not isinstance(outcome, BaseException):
+                yield from _seen(before, outcome[0])
+            if finished is not None and stop_at is None and until_first:
+                stop_at = clock() + GRACE
+    for index in running:
+        many.requeue(index)

@@ -1,0 +1,596 @@
+"""The two drivers: :func:`run_sync` and :func:`run_async` execute every step a flow yields.
+
+They are the only place where mediajobs sends, sleeps, copies bytes, calls the caller back or
+runs work concurrently; every decision was made by the flow. Each step kind is handled once per
+driver (the table is in ``_steps.py``). ``Gather`` runs sub-flows through the same driver:
+on threads for :func:`run_sync` (sub-flows stop at their next step or chunk once the parent
+ends), in an anyio task group for :func:`run_async` (asyncio and trio alike). Nothing a driver
+starts outlives the ``run`` call that started it.
+
+Requests are sent with ``follow_redirects=False`` whatever the httpx client says: the flows
+follow redirects themselves, hop by hop, so that credentials never leave the provider's hosts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_futures
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import anyio
+import httpx
+
+from ._exceptions import DownloadError, MediaJobsError
+from ._steps import (
+    Blocking,
+    Consume,
+    Consumed,
+    Event,
+    Flow,
+    Gather,
+    Notify,
+    Record,
+    Refresh,
+    Report,
+    Send,
+    Sleep,
+)
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import anyio.abc
+
+__all__ = ["OnProgress", "OnUpdate", "Recorder", "Runtime", "Wakeups", "run_async", "run_sync"]
+
+T = TypeVar("T")
+
+OnUpdate = Callable[[Any], Any]
+"""Called with the caller's job handle on every status change (may be async for async)."""
+OnProgress = Callable[[int, int | None], Any]
+"""Called with ``(done_bytes, total_bytes_or_None)`` (may be async for async)."""
+Recorder = Callable[[Event], Any]
+"""Receives every durable fact a flow records (may be async for async)."""
+
+_SKIM_LIMIT = 64 * 1024  # bytes of an error body read at most
+_TICK = 0.1  # seconds: the blocking driver checks for Ctrl-C this often while waiting on threads
+
+
+class Wakeups:
+    """Per-job wake-up calls: :meth:`wake` ends every ``Sleep(wake=job_id)`` in progress.
+
+    A client owns one; anything that learns a job changed (a webhook) may call :meth:`wake`
+    from any thread or task, and the waits on that job poll at once instead of sleeping on.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[str, list[Callable[[], None]]] = {}
+
+    def wake(self, job_id: str) -> int:
+        """End the sleeps of every wait on a job.
+
+        Args:
+            job_id: The provider's job id.
+
+        Returns:
+            How many sleeps were ended.
+        """
+        with self._lock:
+            calls = self._waiting.pop(job_id, [])
+        for call in calls:
+            call()
+        return len(calls)
+
+    @contextlib.contextmanager
+    def _listening(self, job_id: str, call: Callable[[], None]) -> Generator[None, None, None]:
+        with self._lock:
+            self._waiting.setdefault(job_id, []).append(call)
+        try:
+            yield
+        finally:
+            with self._lock:
+                calls = self._waiting.get(job_id, [])
+                if call in calls:
+                    calls.remove(call)
+                if not calls:
+                    self._waiting.pop(job_id, None)
+
+    def sleep(self, job_id: str, seconds: float) -> None:
+        """Sleep on a thread until ``seconds`` pass or the job is woken.
+
+        Args:
+            job_id: The job.
+            seconds: The longest sleep.
+        """
+        event = threading.Event()
+        with self._listening(job_id, event.set):
+            event.wait(seconds)
+
+    async def sleep_async(self, job_id: str, seconds: float) -> None:
+        """Sleep in a task until ``seconds`` pass or the job is woken (from any thread).
+
+        Args:
+            job_id: The job.
+            seconds: The longest sleep.
+        """
+        from anyio import from_thread, lowlevel  # noqa: PLC0415 - only for woken waits
+
+        event = anyio.Event()
+        token = lowlevel.current_token()
+        home = threading.get_ident()
+
+        def set_event() -> None:
+            if threading.get_ident() == home:
+                event.set()
+                return
+            with contextlib.suppress(RuntimeError):  # the event loop has ended meanwhile
+                from_thread.run_sync(event.set, token=token)
+
+        with self._listening(job_id, set_event), anyio.move_on_after(seconds):
+            await event.wait()
+
+
+class Runtime:
+    """What the drivers need beyond the flow: the httpx client and the caller's callbacks.
+
+    One runtime serves one client call; its sub-flows share it (one progress aggregation, one
+    re-read of the job).
+
+    Args:
+        http: An ``httpx.Client`` (:func:`run_sync`) or ``httpx.AsyncClient`` (:func:`run_async`).
+        on_update: Receives :class:`~mediajobs._steps.Notify` jobs.
+        on_progress: Receives download progress.
+        recorder: Receives :class:`~mediajobs._steps.Record` events; without one they are no-ops.
+        refresh: Re-reads the job for :class:`~mediajobs._steps.Refresh` (called at most once).
+        concurrency: Threads for ``Gather`` under :func:`run_sync`.
+        wakeups: Ends a ``Sleep`` early when its job is woken.
+    """
+
+    __slots__ = (
+        "async_locks",
+        "concurrency",
+        "fresh",
+        "http",
+        "lock",
+        "on_progress",
+        "on_update",
+        "recorder",
+        "refresh",
+        "wakeups",
+    )
+
+    def __init__(
+        self,
+        http: Any,
+        *,
+        on_update: OnUpdate | None = None,
+        on_progress: OnProgress | None = None,
+        recorder: Recorder | None = None,
+        refresh: Callable[[], Any] | None = None,
+        concurrency: int = 32,
+        wakeups: Wakeups | None = None,
+    ) -> None:
+        self.http = http
+        self.wakeups = wakeups
+        self.on_update = on_update
+        self.on_progress = on_progress
+        self.recorder = recorder
+        self.refresh = refresh
+        self.concurrency = concurrency
+        self.fresh: Any = None
+        self.lock = threading.Lock()
+        self.async_locks: dict[str, anyio.Lock] = {}
+
+
+class _Stopped(Exception):
+    """Internal: the parent flow ended (a failure elsewhere, or Ctrl-C); stop quietly."""
+
+
+class _Sink:
+    """One :class:`Consume` step's bookkeeping; the two copy loops differ only in iterating."""
+
+    def __init__(self, step: Consume) -> None:
+        self.step = step
+        self.written = 0
+        self.snippet = bytearray()
+        self.skimmed = 0
+        self.error: httpx.HTTPError | None = None
+        self.writing = step.sink is not None
+        self.reading = self.writing or step.limit > 0
+        # A body the transport handed over whole was read before we got it (httpx preloads it).
+        self.in_memory = step.response.is_stream_consumed
+        if step.sink is not None:
+            step.sink.rewind(step.offset)
+
+    @property
+    def done(self) -> int:
+        return self.step.offset + self.written
+
+    def feed(self, chunk: bytes) -> bool:
+        """Take a chunk; return whether to keep reading."""
+        if self.step.sink is None:
+            # An error body is read to its end when small: leaving a body half-read leaves
+            # httpx's async generators unfinished, which trio reports as a ResourceWarning.
+            self.skimmed += len(chunk)
+            self.snippet += chunk[: self.step.limit - len(self.snippet)]
+            return self.skimmed < _SKIM_LIMIT
+        self.step.sink.write(chunk)
+        self.written += len(chunk)
+        return True
+
+    def result(self) -> Consumed:
+        received = None if self.in_memory else self.step.response.num_bytes_downloaded
+        return Consumed(self.written, received, bytes(self.snippet), self.error)
+
+
+def _progress(step: Consume | Report, done: int) -> tuple[int, int | None] | None:
+    if step.progress is None:
+        return None
+    if isinstance(step, Report) and step.key is None:
+        return step.progress.final()
+    key = step.key if step.key is not None else 0
+    return step.progress.update(key, done, step.size)
+
+
+# ------------------------------------------------------------------------ blocking
+
+
+def run_sync(flow: Flow[T], runtime: Runtime) -> T:
+    """Drive a flow with blocking I/O.
+
+    Args:
+        flow: The flow.
+        runtime: The httpx client and callbacks.
+
+    Returns:
+        The flow's result.
+
+    Raises:
+        MediaJobsError: Whatever the flow raises.
+    """
+    return _SyncDriver(runtime, None).run(flow)
+
+
+class _SyncDriver:
+    def __init__(self, runtime: Runtime, stop: threading.Event | None) -> None:
+        self.rt = runtime
+        self.stop = stop  # set when the parent ended: a sub-flow on a thread gives up
+
+    def run(self, flow: Flow[T]) -> T:
+        rt = self.rt
+        value: Any = None
+        error: BaseException | None = None
+        opened: list[httpx.Response] = []
+        threads: _Threads | None = None
+        try:
+            while True:
+                try:
+                    step = flow.send(value) if error is None else flow.throw(error)
+                except StopIteration as stop:
+                    return cast(T, stop.value)
+                value = error = None
+                try:
+                    if isinstance(step, Send):
+                        self.checkpoint()
+                        value = rt.http.send(
+                            step.request, stream=step.stream, follow_redirects=False
+                        )
+                        if step.stream:
+                            opened.append(value)
+                    elif isinstance(step, Sleep):
+                        if step.wake is not None and rt.wakeups is not None and self.stop is None:
+                            rt.wakeups.sleep(step.wake, step.seconds)
+                        else:
+                            self.sleep(step.seconds)
+                    elif isinstance(step, Notify):
+                        if rt.on_update is not None:
+                            rt.on_update(step.job)
+                    elif isinstance(step, Consume):
+                        value = self.consume(step)
+                    elif isinstance(step, Report):
+                        self.report(step, step.done)
+                    elif isinstance(step, Record):
+                        if rt.recorder is not None:
+                            rt.recorder(step.event)
+                    elif isinstance(step, Refresh):
+                        value = self.refresh()
+                    elif isinstance(step, Blocking):
+                        value = step.call()
+                    else:
+                        threads = threads or _Threads(self)
+                        value = threads.gather(step)
+                except (httpx.HTTPError, MediaJobsError) as exc:
+                    error = exc
+        finally:
+            flow.close()
+            if threads is not None:
+                threads.close()
+            for response in opened:
+                response.close()
+
+    def checkpoint(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise _Stopped
+
+    def sleep(self, seconds: float) -> None:
+        if self.stop is not None:
+            if self.stop.wait(seconds):
+                raise _Stopped
+        elif seconds > 0:
+            time.sleep(seconds)
+
+    def report(self, step: Consume | Report, done: int) -> None:
+        if self.rt.on_progress is None:
+            return
+        with self.rt.lock:  # one report at a time, in order
+            report = _progress(step, done)
+            if report is not None:
+                self.rt.on_progress(*report)
+
+    def refresh(self) -> Any:
+        rt = self.rt
+        with rt.lock:
+            if rt.fresh is None:  # one re-read serves every artifact of the call
+                if rt.refresh is None:
+                    raise DownloadError("no way to re-read the job")
+                rt.fresh = rt.refresh()
+            return rt.fresh
+
+    def consume(self, step: Consume) -> Consumed:
+        sink = _Sink(step)
+        chunks = cast(Generator[bytes, None, None], step.response.iter_bytes())
+        try:
+            if sink.writing:
+                self.report(step, sink.done)
+            for chunk in chunks if sink.reading else ():
+                self.checkpoint()
+                if not sink.feed(chunk):
+                    break
+                if sink.writing:
+                    self.report(step, sink.done)
+        except httpx.HTTPError as exc:
+            sink.error = exc
+        finally:
+            chunks.close()
+            step.response.close()
+        return sink.result()
+
+
+class _Threads:
+    """``Gather`` for the blocking driver: sub-flows on a thread pool."""
+
+    def __init__(self, parent: _SyncDriver) -> None:
+        self.parent = parent
+        self.stop = threading.Event()
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - only when gathering
+
+        self.pool: ThreadPoolExecutor = ThreadPoolExecutor(
+            parent.rt.concurrency, thread_name_prefix="mediajobs"
+        )
+        self.running: dict[Future[Any], int] = {}
+
+    def gather(self, step: Gather) -> list[tuple[int, Any]]:
+        for key, flow in step.start:
+            child = _SyncDriver(self.parent.rt, self.stop)
+            self.running[self.pool.submit(child.run, flow)] = key
+        if not self.running:
+            self.parent.sleep(step.timeout or 0.0)
+            return []
+        end = None if step.timeout is None else time.monotonic() + step.timeout
+        while True:
+            # Short waits: a pending Ctrl-C is raised here within a tick, even where the signal
+            # woke another thread.
+            left = _TICK if end is None else min(_TICK, max(end - time.monotonic(), 0.0))
+            done, _ = wait_futures(self.running, timeout=left, return_when=FIRST_COMPLETED)
+            if done or (end is not None and time.monotonic() >= end):
+                return [(self.running.pop(future), _outcome(future)) for future in done]
+
+    def close(self) -> None:
+        self.stop.set()  # the others stop at their next step or chunk
+        for future in self.running:
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+
+def _outcome(future: Future[Any]) -> Any:
+    try:
+        return future.result()
+    except Exception as exc:  # handed to the flow as an outcome
+        return exc
+
+
+# --------------------------------------------------------------------------- async
+
+
+async def run_async(flow: Flow[T], runtime: Runtime) -> T:
+    """Drive a flow with async I/O (asyncio or trio, through anyio).
+
+    Callbacks and the recorder may return awaitables; they are awaited.
+
+    Args:
+        flow: The flow.
+        runtime: The httpx client and callbacks.
+
+    Returns:
+        The flow's result.
+
+    Raises:
+        MediaJobsError: Whatever the flow raises.
+    """
+    return await _AsyncDriver(runtime).run(flow)
+
+
+async def _call(callback: Callable[..., Any], *args: Any) -> Any:
+    result = callback(*args)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+class _AsyncDriver:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def run(self, flow: Flow[T]) -> T:
+        rt = self.rt
+        value: Any = None
+        error: BaseException | None = None
+        opened: list[httpx.Response] = []
+        tasks: _Tasks | None = None
+        try:
+            while True:
+                try:
+                    step = flow.send(value) if error is None else flow.throw(error)
+                except StopIteration as stop:
+                    return cast(T, stop.value)
+                value = error = None
+                try:
+                    if isinstance(step, Send):
+                        value = await rt.http.send(
+                            step.request, stream=step.stream, follow_redirects=False
+                        )
+                        if step.stream:
+                            opened.append(value)
+                    elif isinstance(step, Sleep):
+                        if step.wake is not None and rt.wakeups is not None:
+                            await rt.wakeups.sleep_async(step.wake, step.seconds)
+                        else:
+                            await anyio.sleep(step.seconds)
+                    elif isinstance(step, Notify):
+                        if rt.on_update is not None:
+                            await _call(rt.on_update, step.job)
+                    elif isinstance(step, Consume):
+                        value = await self.consume(step)
+                    elif isinstance(step, Report):
+                        await self.report(step, step.done)
+                    elif isinstance(step, Record):
+                        if rt.recorder is not None:
+                            await _call(rt.recorder, step.event)
+                    elif isinstance(step, Refresh):
+                        value = await self.refresh()
+                    elif isinstance(step, Blocking):
+                        from anyio import to_thread  # noqa: PLC0415 - 6 ms to import
+
+                        value = await to_thread.run_sync(step.call)
+                    else:
+                        tasks = tasks or await _Tasks.open(self)
+                        value = await tasks.gather(step)
+                except (httpx.HTTPError, MediaJobsError) as exc:
+                    error = exc
+        finally:
+            flow.close()
+            if opened:
+                with anyio.CancelScope(shield=True):
+                    for response in opened:
+                        await response.aclose()
+            if tasks is not None:
+                await tasks.close()
+
+    async def report(self, step: Consume | Report, done: int) -> None:
+        # One thread: updates are ordered; only an awaitable callback needs the lock.
+        if self.rt.on_progress is None:
+            return
+        report = _progress(step, done)
+        if report is None:
+            return
+        result = self.rt.on_progress(*report)
+        if inspect.isawaitable(result):
+            async with _lock_of(self.rt, "report_lock"):
+                await result
+
+    async def refresh(self) -> Any:
+        rt = self.rt
+        async with _lock_of(rt, "refresh_lock"):
+            if rt.fresh is None:
+                if rt.refresh is None:
+                    raise DownloadError("no way to re-read the job")
+                rt.fresh = await _call(rt.refresh)
+            return rt.fresh
+
+    async def consume(self, step: Consume) -> Consumed:
+        # Chunks are written with plain blocking writes: at most a socket read's worth (tens of
+        # KiB) into the page cache takes microseconds, less than a hop to a worker thread would.
+        # The one slow call, fsync, runs on a worker thread (a Blocking step).
+        sink = _Sink(step)
+        chunks = cast(AsyncGenerator[bytes, None], step.response.aiter_bytes())
+        try:
+            if sink.writing:
+                await self.report(step, sink.done)
+            if sink.reading:
+                async for chunk in chunks:
+                    if not sink.feed(chunk):
+                        break
+                    if sink.writing:
+                        await self.report(step, sink.done)
+        except httpx.HTTPError as exc:
+            sink.error = exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                await chunks.aclose()
+                await step.response.aclose()
+        return sink.result()
+
+
+def _lock_of(runtime: Runtime, name: str) -> anyio.Lock:
+    lock = runtime.async_locks.get(name)
+    if lock is None:
+        lock = runtime.async_locks[name] = anyio.Lock()
+    return lock
+
+
+class _Tasks:
+    """``Gather`` for the async driver: sub-flows in one task group, for the parent's run."""
+
+    group: anyio.abc.TaskGroup
+
+    def __init__(self, parent: _AsyncDriver) -> None:
+        self.parent = parent
+        self.stack = contextlib.AsyncExitStack()
+        self.send, self.receive = anyio.create_memory_object_stream[tuple[int, Any]](math.inf)
+        self.active = 0
+
+    @classmethod
+    async def open(cls, parent: _AsyncDriver) -> _Tasks:
+        tasks = cls(parent)
+        tasks.group = await tasks.stack.enter_async_context(anyio.create_task_group())
+        return tasks
+
+    async def child(self, key: int, flow: Flow[Any]) -> None:
+        try:
+            outcome: Any = await _AsyncDriver(self.parent.rt).run(flow)
+        except Exception as exc:  # handed to the flow as an outcome
+            outcome = exc
+        self.send.send_nowait((key, outcome))
+
+    async def gather(self, step: Gather) -> list[tuple[int, Any]]:
+        for key, flow in step.start:
+            self.group.start_soon(self.child, key, flow)
+        self.active += len(step.start)
+        if not self.active:
+            await anyio.sleep(step.timeout or 0.0)
+            return []
+        outcomes: list[tuple[int, Any]] = []
+        with anyio.move_on_after(math.inf if step.timeout is None else step.timeout):
+            outcomes.append(await self.receive.receive())
+        while True:
+            try:
+                outcomes.append(self.receive.receive_nowait())
+            except anyio.WouldBlock:
+                break
+        self.active -= len(outcomes)
+        return outcomes
+
+    async def close(self) -> None:
+        self.group.cancel_scope.cancel()
+        try:
+            await self.stack.aclose()
+        finally:
+            self.send.close()
+            self.receive.close()

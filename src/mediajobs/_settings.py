@@ -1,0 +1,105 @@
+"""What a flow knows about its client, as plain data: dialect, key, headers, policies, clock.
+
+The clock and the random source are injected here, by the client, so that nothing below (the
+flows, the retry rule, the dialects) reads the time or draws a random number on its own: tests
+drive them with a fake clock and fixed jitter.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from ._exceptions import APIError
+from ._policy import PollPolicy, RetryPolicy
+from .dialects.base import Dialect
+
+__all__ = ["MIN_REQUEST_TIME", "Settings"]
+
+MIN_REQUEST_TIME = 0.05
+"""Seconds: a request given less time than this cannot succeed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a flow needs to know about its client, as plain data.
+
+    Attributes:
+        dialect: The provider dialect.
+        api_key: The key (never formatted into text).
+        headers: Headers for every API request (``User-Agent`` and the caller's own).
+        timeout: The longest any single request may take, in seconds.
+        poll: The default poll policy.
+        retry: The retry policy.
+        wait_timeout: The default deadline of a wait, in seconds (``None``: no deadline).
+        clock: A monotonic clock.
+        random: Draws a number in [0, 1) for jitter.
+        concurrency: Requests in flight at once for many-job waits and downloads.
+    """
+
+    dialect: Dialect
+    api_key: str = field(repr=False)
+    headers: Mapping[str, str]
+    timeout: float
+    poll: PollPolicy
+    retry: RetryPolicy
+    wait_timeout: float | None
+    clock: Callable[[], float] = time.monotonic
+    random: Callable[[], float] = field(default_factory=lambda: random.Random().random)  # noqa: S311
+    concurrency: int = 32
+
+    def prepare(self, request: httpx.Request, *, deadline: float | None = None) -> httpx.Request:
+        """Add headers, credentials (API hosts only) and a timeout to a dialect's request.
+
+        Args:
+            request: The request as the dialect built it.
+            deadline: A monotonic deadline the request's timeout must not pass.
+
+        Returns:
+            The same request, completed.
+        """
+        headers = request.headers
+        for name, value in self.headers.items():
+            if name not in headers:  # not setdefault: a miss there raises and catches KeyError
+                headers[name] = value
+        if self.dialect.is_api_url(request.url):
+            for name, value in self.dialect.auth_headers(self.api_key).items():
+                headers[name] = value
+        timeout = self.timeout
+        if deadline is not None:
+            timeout = max(min(timeout, deadline - self.clock()), MIN_REQUEST_TIME)
+        request.extensions["timeout"] = {
+            "connect": timeout,
+            "read": timeout,
+            "write": timeout,
+            "pool": timeout,
+        }
+        return request
+
+    def redact(self, text: str) -> str:
+        """Remove the API key from a text.
+
+        Args:
+            text: Any text.
+
+        Returns:
+            The text with every occurrence of the key replaced by ``***``.
+        """
+        return text.replace(self.api_key, "***") if self.api_key else text
+
+    def scrub(self, error: APIError) -> None:
+        """Remove the API key from an API error's message and body, in place.
+
+        Args:
+            error: The error (a provider may echo a wrong key back in its message).
+        """
+        error.message = self.redact(error.message)
+        error.args = (error.message,)
+        if isinstance(error.body, str):
+            error.body = self.redact(error.body)
+        elif self.api_key and self.api_key in repr(error.body):
+            error.body = "<redacted: the body quoted the API key>"
