@@ -299,22 +299,34 @@ attempts = st.integers(min_value=0, max_value=10**6)
 hints = st.none() | st.floats()  # nan and both infinities included
 
 
+policies = poll_policies() | retry_policies()
+
+
+def ceiling(policy: mj.PollPolicy | mj.RetryPolicy) -> float:
+    """The longest delay a policy may return: its jittered cap, its hint cap, or its floor."""
+    if isinstance(policy, mj.PollPolicy):
+        cap, hint_cap = policy.max_interval, policy.max_hint
+    else:
+        cap, hint_cap = policy.max_delay, policy.max_retry_after
+    return max(cap * (1 + policy.jitter), hint_cap, policy.floor)
+
+
 @SETTINGS
-@given(poll_policies(), attempts, hints, unit)
-def test_poll_delay_is_finite_bounded_and_floored(
-    policy: mj.PollPolicy, attempt: int, hint: float | None, rand: float
+@given(policies, attempts, hints, unit)
+def test_every_delay_is_finite_bounded_floored_and_deterministic(
+    policy: mj.PollPolicy | mj.RetryPolicy, attempt: int, hint: float | None, rand: float
 ) -> None:
     delay = policy.next_delay(attempt, hint=hint, rand=rand)
     assert math.isfinite(delay)
-    assert delay >= policy.floor
-    ceiling = max(policy.max_interval * (1 + policy.jitter), policy.max_hint)
-    assert delay <= max(ceiling, policy.floor)
-    assert policy.next_delay(attempt, hint=hint, rand=rand) == delay  # deterministic
+    assert policy.floor <= delay <= ceiling(policy)
+    assert policy.next_delay(attempt, hint=hint, rand=rand) == delay
 
 
 @SETTINGS
-@given(poll_policies(), attempts, unit)
-def test_poll_schedule_never_shrinks(policy: mj.PollPolicy, attempt: int, rand: float) -> None:
+@given(policies, attempts, unit)
+def test_schedules_never_shrink(
+    policy: mj.PollPolicy | mj.RetryPolicy, attempt: int, rand: float
+) -> None:
     assert policy.next_delay(attempt + 1, rand=rand) >= policy.next_delay(attempt, rand=rand)
     # and a larger rand never gives a shorter delay
     higher = rand + (1.0 - rand) / 2
@@ -322,28 +334,15 @@ def test_poll_schedule_never_shrinks(policy: mj.PollPolicy, attempt: int, rand: 
 
 
 @SETTINGS
-@given(poll_policies(), attempts, unit)
-def test_poll_jitter_stays_within_its_band(
-    policy: mj.PollPolicy, attempt: int, rand: float
+@given(policies, attempts, unit)
+def test_jitter_stays_within_its_band(
+    policy: mj.PollPolicy | mj.RetryPolicy, attempt: int, rand: float
 ) -> None:
     nominal = policy.next_delay(attempt, rand=MID)
     delay = policy.next_delay(attempt, rand=rand)
     low = max(nominal * (1 - policy.jitter), policy.floor)
     high = max(nominal * (1 + policy.jitter), policy.floor)
     assert low * (1 - 1e-12) <= delay <= high * (1 + 1e-12)
-
-
-@SETTINGS
-@given(retry_policies(), attempts, hints, unit)
-def test_retry_delay_is_finite_bounded_floored_and_growing(
-    policy: mj.RetryPolicy, attempt: int, hint: float | None, rand: float
-) -> None:
-    delay = policy.next_delay(attempt, hint=hint, rand=rand)
-    assert math.isfinite(delay)
-    assert delay >= policy.floor
-    ceiling = max(policy.max_delay * (1 + policy.jitter), policy.max_retry_after)
-    assert delay <= max(ceiling, policy.floor)
-    assert policy.next_delay(attempt + 1, rand=rand) >= policy.next_delay(attempt, rand=rand)
 
 
 # --- the default against fixed intervals (a computation, no time involved) ---------------------

@@ -50,16 +50,55 @@ def _grown(initial: float, ratio: float, steps: int, cap: float) -> float:
     return min(initial * ratio**steps, cap)
 
 
-def _delay(base: float, jitter: float, rand: float, floor: float) -> float:
-    """Spread ``base`` by ``±jitter`` (``rand`` 0.5 is the midpoint) and raise it to ``floor``."""
-    return max(base * (1.0 + jitter * (2.0 * rand - 1.0)), floor)
+def _next(
+    base: float, *, jitter: float, rand: float, hint: float | None, hint_cap: float, floor: float
+) -> float:
+    """The delay: the server's hint if it is a number, else ``base`` spread by ``±jitter``.
+
+    ``rand`` 0.5 is the jitter's midpoint. A hint is capped at ``hint_cap``; both are raised to
+    ``floor``.
+    """
+    spread = _check_rand(rand)
+    if hint is not None and not math.isnan(hint):
+        return max(min(hint, hint_cap), floor)
+    return max(base * (1.0 + jitter * (2.0 * spread - 1.0)), floor)
 
 
-def _hinted(hint: float, floor: float, cap: float) -> float | None:
-    """A server hint clamped to ``[floor, cap]``; ``None`` for a hint that is not a number."""
-    if math.isnan(hint):
-        return None
-    return max(min(hint, cap), floor)
+def _floor(explicit: float | None, initial: float) -> float:
+    if explicit is not None:
+        return float(explicit)
+    return min(DEFAULT_MIN_DELAY, float(initial))
+
+
+def _check_delays(
+    owner: str,
+    *,
+    initial: object,
+    jitter: object,
+    cap: tuple[str, object],
+    hint_cap: tuple[str, object],
+    floor: tuple[str, object],
+) -> None:
+    """Check the settings both policies share; ``cap``, ``hint_cap``, ``floor``: (name, value)."""
+    first = _number(owner, "initial", initial)
+    _check(owner, "initial", initial, first > 0, "> 0")
+    spread = _number(owner, "jitter", jitter)
+    _check(owner, "jitter", jitter, 0 <= spread <= 1, "within [0, 1]")
+    cap_name, cap_value = cap
+    largest = _number(owner, cap_name, cap_value)
+    _check(owner, cap_name, cap_value, largest >= first, f">= initial ({first:g})")
+    hint_name, hint_value = hint_cap
+    _check(owner, hint_name, hint_value, _number(owner, hint_name, hint_value) > 0, "> 0")
+    floor_name, floor_value = floor
+    if floor_value is not None:
+        smallest = _number(owner, floor_name, floor_value)
+        _check(
+            owner,
+            floor_name,
+            floor_value,
+            0 < smallest <= largest,
+            f"> 0 and <= {cap_name} ({largest:g})",
+        )
 
 
 @dataclass(frozen=True)
@@ -101,35 +140,21 @@ class PollPolicy:
     min_interval: float | None = None
 
     def __post_init__(self) -> None:
-        owner = "PollPolicy"
-        initial = _number(owner, "initial", self.initial)
-        _check(owner, "initial", self.initial, initial > 0, "> 0")
-        factor = _number(owner, "factor", self.factor)
-        _check(owner, "factor", self.factor, factor >= 1, ">= 1")
-        cap = _number(owner, "max_interval", self.max_interval)
-        _check(
-            owner, "max_interval", self.max_interval, cap >= initial, f">= initial ({initial:g})"
+        factor = _number("PollPolicy", "factor", self.factor)
+        _check("PollPolicy", "factor", self.factor, factor >= 1, ">= 1")
+        _check_delays(
+            "PollPolicy",
+            initial=self.initial,
+            jitter=self.jitter,
+            cap=("max_interval", self.max_interval),
+            hint_cap=("max_hint", self.max_hint),
+            floor=("min_interval", self.min_interval),
         )
-        jitter = _number(owner, "jitter", self.jitter)
-        _check(owner, "jitter", self.jitter, 0 <= jitter <= 1, "within [0, 1]")
-        max_hint = _number(owner, "max_hint", self.max_hint)
-        _check(owner, "max_hint", self.max_hint, max_hint > 0, "> 0")
-        if self.min_interval is not None:
-            floor = _number(owner, "min_interval", self.min_interval)
-            _check(
-                owner,
-                "min_interval",
-                self.min_interval,
-                0 < floor <= cap,
-                f"> 0 and <= max_interval ({cap:g})",
-            )
 
     @property
     def floor(self) -> float:
         """The shortest delay this policy ever returns, in seconds (``min_interval`` resolved)."""
-        if self.min_interval is not None:
-            return float(self.min_interval)
-        return min(DEFAULT_MIN_DELAY, float(self.initial))
+        return _floor(self.min_interval, self.initial)
 
     def next_delay(self, attempt: int, *, hint: float | None = None, rand: float) -> float:
         """Return the delay before the next poll.
@@ -149,14 +174,10 @@ class PollPolicy:
         Raises:
             ConfigurationError: When ``rand`` is not a number within [0, 1].
         """
-        spread = _check_rand(rand)
-        floor = self.floor
-        if hint is not None:
-            hinted = _hinted(float(hint), floor, max(self.max_hint, floor))
-            if hinted is not None:
-                return hinted
         base = _grown(self.initial, self.factor, attempt, self.max_interval)
-        return _delay(base, self.jitter, spread, floor)
+        return _next(
+            base, jitter=self.jitter, rand=rand, hint=hint, hint_cap=self.max_hint, floor=self.floor
+        )
 
     @classmethod
     def fixed(cls, interval: float) -> PollPolicy:
@@ -208,39 +229,27 @@ class RetryPolicy:
     min_delay: float | None = None
 
     def __post_init__(self) -> None:
-        owner = "RetryPolicy"
         attempts: object = self.max_attempts
         _check(
-            owner,
+            "RetryPolicy",
             "max_attempts",
             attempts,
             isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 1,
             "an int >= 1",
         )
-        initial = _number(owner, "initial", self.initial)
-        _check(owner, "initial", self.initial, initial > 0, "> 0")
-        cap = _number(owner, "max_delay", self.max_delay)
-        _check(owner, "max_delay", self.max_delay, cap >= initial, f">= initial ({initial:g})")
-        jitter = _number(owner, "jitter", self.jitter)
-        _check(owner, "jitter", self.jitter, 0 <= jitter <= 1, "within [0, 1]")
-        max_retry_after = _number(owner, "max_retry_after", self.max_retry_after)
-        _check(owner, "max_retry_after", self.max_retry_after, max_retry_after > 0, "> 0")
-        if self.min_delay is not None:
-            floor = _number(owner, "min_delay", self.min_delay)
-            _check(
-                owner,
-                "min_delay",
-                self.min_delay,
-                0 < floor <= cap,
-                f"> 0 and <= max_delay ({cap:g})",
-            )
+        _check_delays(
+            "RetryPolicy",
+            initial=self.initial,
+            jitter=self.jitter,
+            cap=("max_delay", self.max_delay),
+            hint_cap=("max_retry_after", self.max_retry_after),
+            floor=("min_delay", self.min_delay),
+        )
 
     @property
     def floor(self) -> float:
         """The shortest backoff this policy ever returns, in seconds (``min_delay`` resolved)."""
-        if self.min_delay is not None:
-            return float(self.min_delay)
-        return min(DEFAULT_MIN_DELAY, float(self.initial))
+        return _floor(self.min_delay, self.initial)
 
     def next_delay(self, attempt: int, *, hint: float | None = None, rand: float) -> float:
         """Return the backoff before retry number ``attempt`` (1 for the first retry).
@@ -259,14 +268,15 @@ class RetryPolicy:
         Raises:
             ConfigurationError: When ``rand`` is not a number within [0, 1].
         """
-        spread = _check_rand(rand)
-        floor = self.floor
-        if hint is not None:
-            hinted = _hinted(float(hint), floor, max(self.max_retry_after, floor))
-            if hinted is not None:
-                return hinted
         base = _grown(self.initial, 2.0, attempt - 1, self.max_delay)
-        return _delay(base, self.jitter, spread, floor)
+        return _next(
+            base,
+            jitter=self.jitter,
+            rand=rand,
+            hint=hint,
+            hint_cap=self.max_retry_after,
+            floor=self.floor,
+        )
 
     @classmethod
     def none(cls) -> RetryPolicy:
