@@ -1,8 +1,9 @@
 """Polling and retry policies: frozen values with pure methods, testable without sleeping.
 
-Nothing here reads a clock or draws a random number: the caller passes ``rand`` (jitter) and
-``now`` (HTTP dates) in. Every setting is checked when a policy is built, and every delay has a
-floor, so a bad value or a ``Retry-After: 0`` on every answer cannot make a busy loop.
+Nothing here draws a random number: the caller passes ``rand`` (where a delay falls within its
+jitter), so a schedule is reproducible. Every setting is checked when a policy is built, and
+every delay has a floor, so a bad value or a ``Retry-After: 0`` on every answer cannot make a
+busy loop.
 """
 
 from __future__ import annotations
