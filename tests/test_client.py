@@ -13,8 +13,8 @@ import pytest
 import mediajobs as mj
 from mediajobs.testing import FakeProvider, Scenario
 
-FAST = mj.PollPolicy(initial=0, max_interval=0, jitter=0)
-RETRY = mj.RetryPolicy(max_attempts=4, initial=0, jitter=0, max_retry_after=0)
+FAST = mj.PollPolicy.fixed(0.001)
+RETRY = mj.RetryPolicy(max_attempts=4, initial=0.001, jitter=0, max_retry_after=0.001)
 
 CASES = {
     "therouter": ("image", "openai/gpt-image-2"),
@@ -311,7 +311,8 @@ def test_malformed_poll_is_a_protocol_error(fake: FakeProvider, provider: str) -
 
 def test_server_hint_sets_the_next_delay(fake: FakeProvider) -> None:
     fake.scenario = Scenario(poll_retry_after="0.01")
-    slow = mj.PollPolicy.fixed(30.0)  # would hang the test without the hint
+    # 30 s would hang the test without the hint; the floor is lowered so the hint is used as is.
+    slow = mj.PollPolicy(initial=30.0, factor=1.0, max_interval=30.0, jitter=0.0, min_interval=0.01)
     with sync_client(fake, "therouter") as client:
         job = submit(client, "therouter")
         client.wait(job.id, poll=slow, timeout=20)  # a stored id is polled at once

@@ -18,7 +18,7 @@ class TinyRouter(mj.Dialect):
     env_var: ClassVar[str] = "TINYROUTER_API_KEY"
     kinds: ClassVar[frozenset[str]] = frozenset({"image"})
     default_hosts: ClassVar[Mapping[str, str]] = {"api": "https://tiny.example"}
-    default_poll: ClassVar[mj.PollPolicy] = mj.PollPolicy(initial=0, max_interval=0, jitter=0)
+    default_poll: ClassVar[mj.PollPolicy] = mj.PollPolicy.fixed(0.001)
     status_table: ClassVar[Mapping[str, mj.JobStatus]] = {
         "new": mj.JobStatus.QUEUED,
         "busy": mj.JobStatus.RUNNING,

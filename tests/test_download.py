@@ -248,8 +248,8 @@ def job_dict(
     }
 
 
-RETRY = mj.RetryPolicy(initial=0, max_attempts=3)
-POLL = mj.PollPolicy(initial=0, max_interval=0, jitter=0)
+RETRY = mj.RetryPolicy(initial=0.001, max_attempts=3)
+POLL = mj.PollPolicy.fixed(0.001)
 
 
 def run_download(
@@ -467,7 +467,7 @@ def test_flow_honours_retry_after_and_gives_up_without_progress() -> None:
 def test_flow_counts_attempts_afresh_after_progress() -> None:
     job = _job([f"{STORE}/a.png"])
     flow = artifact_flow(
-        _settings(mj.RetryPolicy(max_attempts=2, initial=0)), job, job.artifacts[0]
+        _settings(mj.RetryPolicy(max_attempts=2, initial=0.001)), job, job.artifacts[0]
     )
     step = next(flow)
     for have in (10, 20, 30, 40):  # every attempt gets further: never gives up

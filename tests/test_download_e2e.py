@@ -19,8 +19,8 @@ import mediajobs as mj
 from mediajobs.testing import FakeProvider, FakeServer, Scenario
 
 KEY = "test-key"
-RETRY = mj.RetryPolicy(initial=0, max_attempts=3)
-POLL = mj.PollPolicy(initial=0, max_interval=0, jitter=0)
+RETRY = mj.RetryPolicy(initial=0.001, max_attempts=3)
+POLL = mj.PollPolicy.fixed(0.001)
 
 # provider -> (kind, model): one job shape per provider's artifact path
 SHAPES: dict[str, tuple[str, str]] = {

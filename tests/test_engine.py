@@ -27,8 +27,10 @@ from mediajobs._retry import DeadlineReachedError, RetryRule
 from mediajobs.dialects import OpenRouter
 from mediajobs.testing import FakeProvider, Scenario
 
-FAST = mj.PollPolicy(initial=0, max_interval=0, jitter=0)
-RETRY = mj.RetryPolicy(max_attempts=4, initial=0, jitter=0, max_retry_after=0)
+FAST = mj.PollPolicy(initial=0.001, factor=1.0, max_interval=0.001, jitter=0, min_interval=0.001)
+RETRY = mj.RetryPolicy(
+    max_attempts=4, initial=0.001, jitter=0, max_retry_after=0.001, min_delay=0.001
+)
 SRC = Path(mj.__file__).parent
 
 Body = Callable[[Any], Generator[Any, Any, Any]]

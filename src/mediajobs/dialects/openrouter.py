@@ -39,7 +39,7 @@ class OpenRouter(Dialect):
     default_hosts: ClassVar[Mapping[str, str]] = {"api": "https://openrouter.ai"}
     # OpenRouter asks clients to poll every 10-30 s: a quick start for short jobs, then its
     # 10 s floor within about 24 s of waiting (docs/performance.md, "Recommended defaults").
-    default_poll: ClassVar[PollPolicy] = PollPolicy(initial=1.0, factor=1.4, max_interval=10.0)
+    default_poll: ClassVar[PollPolicy] = PollPolicy()
     status_table: ClassVar[Mapping[str, JobStatus]] = {
         "pending": JobStatus.QUEUED,
         "in_progress": JobStatus.RUNNING,

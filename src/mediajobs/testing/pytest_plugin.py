@@ -56,26 +56,35 @@ def fake_provider_name() -> str:
 
 @pytest.fixture
 def fake_poll_policy() -> PollPolicy:
-    """A poll policy that never sleeps (server hints included).
+    """A poll policy that sleeps one millisecond between polls (server hints included).
 
     Returns:
         The policy, for clients of your own.
     """
     from mediajobs import PollPolicy  # noqa: PLC0415
 
-    return PollPolicy(initial=0.0, factor=1.0, max_interval=0.0, jitter=0.0, max_hint=0.0)
+    return PollPolicy(
+        initial=0.001,
+        factor=1.0,
+        max_interval=0.001,
+        jitter=0.0,
+        max_hint=0.001,
+        min_interval=0.001,
+    )
 
 
 @pytest.fixture
 def fake_retry_policy() -> RetryPolicy:
-    """A retry policy that retries at once (``Retry-After`` included), five attempts in all.
+    """A retry policy that retries after one millisecond (``Retry-After`` included), five attempts.
 
     Returns:
         The policy, for clients of your own.
     """
     from mediajobs import RetryPolicy  # noqa: PLC0415
 
-    return RetryPolicy(initial=0.0, max_delay=0.0, jitter=0.0, max_retry_after=0.0)
+    return RetryPolicy(
+        initial=0.001, max_delay=0.001, jitter=0.0, max_retry_after=0.001, min_delay=0.001
+    )
 
 
 class _Wiring(TypedDict):
