@@ -32,11 +32,13 @@ from ._exceptions import (
     ProtocolError,
     RateLimitError,
     ServerError,
+    StoreError,
     UnsupportedError,
     WaitTimeoutError,
 )
 from ._models import Artifact, JobData, JobErrorInfo, JobStatus
 from ._policy import PollPolicy, RetryPolicy
+from ._store import JobStore, StoredFile, StoredJob
 from ._version import __version__
 from .dialects import Dialect, UnknownStatusWarning
 
@@ -60,6 +62,7 @@ __all__ = [
     "JobErrorInfo",
     "JobExpiredError",
     "JobFailedError",
+    "JobStore",
     "JobStatus",
     "MediaJobsError",
     "NotFoundError",
@@ -70,6 +73,9 @@ __all__ = [
     "RateLimitError",
     "RetryPolicy",
     "ServerError",
+    "StoreError",
+    "StoredFile",
+    "StoredJob",
     "UnknownStatusWarning",
     "UnsupportedError",
     "WaitTimeoutError",

@@ -54,6 +54,7 @@ __all__ = [
     "ProtocolError",
     "RateLimitError",
     "ServerError",
+    "StoreError",
     "UnsupportedError",
     "WaitTimeoutError",
     "error_class_for_status",
@@ -223,6 +224,15 @@ class DownloadError(MediaJobsError):
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(f"{message} ({url})" if url else message)
         self.url = url
+
+
+class StoreError(MediaJobsError):
+    """The job store could not read or write.
+
+    Its database is unreachable, locked for too long, corrupt, full or closed, or it holds a
+    record that conflicts with the write. Messages name the store without any password its
+    URL carries.
+    """
 
 
 _STATUS_CLASSES: dict[int, type[APIError]] = {
