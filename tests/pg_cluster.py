@@ -26,7 +26,13 @@ from urllib.parse import quote
 
 import pytest
 
-__all__ = ["find_pg_bin", "postgres_schema_url", "postgres_server", "store_target"]
+__all__ = [
+    "find_pg_bin",
+    "postgres_schema_url",
+    "postgres_server",
+    "running_cluster",
+    "store_target",
+]
 
 
 def find_pg_bin() -> Path | None:
@@ -67,19 +73,15 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(f"{cmd[0]} failed ({result.returncode}): {result.stderr[-2000:]}")
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """Yield the URL of a database on a private PostgreSQL server (trust auth, loopback)."""
-    external = os.environ.get("MEDIAJOBS_TEST_POSTGRES_URL")
-    if external:
-        yield external
-        return
-    bindir = find_pg_bin()
-    if bindir is None:
-        message = "PostgreSQL server binaries (initdb, pg_ctl) not found"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must install the postgresql package", pytrace=False)
-        pytest.skip(message)
+@contextlib.contextmanager
+def running_cluster(bindir: Path, *, durable: bool = False) -> Iterator[str]:
+    """Run a private server; yield the URL of its fresh ``mediajobs_test`` database.
+
+    Args:
+        bindir: Where ``initdb`` and ``pg_ctl`` are.
+        durable: Keep ``fsync`` and synchronous commits on (for measurements); tests turn
+            them off for speed.
+    """
     import psycopg
 
     root = Path(tempfile.mkdtemp(prefix="mediajobs-pg-"))
@@ -94,10 +96,9 @@ def postgres_server() -> Iterator[str]:
             [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
              "-E", "UTF8", "--locale=C", "--no-sync"]
         )  # fmt: skip
-        options = (
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
-        )
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=100"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         _run(
             [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]
         )
@@ -111,6 +112,23 @@ def postgres_server() -> Iterator[str]:
             with contextlib.suppress(RuntimeError):
                 _run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """Yield the URL of a database on a private PostgreSQL server (trust auth, loopback)."""
+    external = os.environ.get("MEDIAJOBS_TEST_POSTGRES_URL")
+    if external:
+        yield external
+        return
+    bindir = find_pg_bin()
+    if bindir is None:
+        message = "PostgreSQL server binaries (initdb, pg_ctl) not found"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must install the postgresql package", pytrace=False)
+        pytest.skip(message)
+    with running_cluster(bindir) as url:
+        yield url
 
 
 @contextlib.contextmanager
