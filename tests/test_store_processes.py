@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,24 @@ def test_two_processes_racing_on_the_same_keys_claim_each_once(store_target: str
     assert all(sorted(c) == [0, 1] for c in claims.values()), claims
     with mj.JobStore(store_target) as store:
         assert len(store.jobs("openrouter", status="submitting")) == n
+
+
+def test_a_forked_child_leaves_the_parents_connections_alone(store_target: str) -> None:
+    # E.g. a pre-forking worker pool whose parent used the store before forking.
+    with mj.JobStore(store_target) as store:
+        store.begin_submit("openrouter", "parent-1")  # the parent now holds an idle connection
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: not used here
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            code = 1
+            try:
+                store.begin_submit("openrouter", "child-1")
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert store.get("openrouter", key="child-1") is not None  # the parent's connection works
+        store.begin_submit("openrouter", "parent-2")
+        assert len(store.jobs("openrouter", status="submitting")) == 3
