@@ -161,8 +161,10 @@ def measure(
         report(f"{name} 1 thread", jobs, run(store, jobs, 1, "a"))
         report(f"{name} {threads} threads", jobs, run(store, jobs, threads, "b"))
         count = len(store.jobs(P))
-        overhead = (size() - payload_bytes(store)) / count
+        payload = payload_bytes(store)
+        overhead = (size() - payload) / count
         print(f"{name + ' bytes/job beyond the payload':<38} {overhead:>9.0f}  ({count} jobs)")
+        print(f"{name + ' payload bytes/job':<38} {payload / count:>9.0f}")
 
 
 def main() -> None:
