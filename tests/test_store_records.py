@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 
 import mediajobs as mj
-from mediajobs._store import idempotency_key_for, recordable_params, spec_key
+from mediajobs._store import (
+    idempotency_key_for,
+    recordable_params,
+    spec_key,
+    submit_error_state,
+)
 
 
 def sha(data: bytes) -> str:
@@ -132,3 +137,22 @@ def test_unseekable_file_objects_are_refused() -> None:
 
     with pytest.raises(mj.ConfigurationError, match="seekable"):
         recordable_params({"file": Pipe()})
+
+
+@pytest.mark.parametrize(
+    ("error", "state"),
+    [
+        (mj.BadRequestError("bad", status_code=400), "submit_failed"),
+        (mj.PaymentRequiredError("no credits", status_code=402), "submit_failed"),
+        (mj.RateLimitError("slow down", status_code=429), "submit_failed"),
+        (mj.APIError("in flight", status_code=409), "submit_unknown"),
+        (mj.ServerError("oops", status_code=502), "submit_unknown"),
+        (mj.APIConnectionError("refused", unsent=True), "submit_failed"),
+        (mj.APIConnectionError("reset by peer"), "submit_unknown"),
+        (mj.APITimeoutError("read timeout"), "submit_unknown"),
+        (mj.ProtocolError("no id", provider="openrouter"), "submit_unknown"),
+        (KeyboardInterrupt(), "submit_unknown"),
+    ],
+)
+def test_submit_error_state(error: BaseException, state: str) -> None:
+    assert submit_error_state(error) == state

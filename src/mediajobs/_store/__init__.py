@@ -20,6 +20,7 @@ from ._records import (
     idempotency_key_for,
     recordable_params,
     spec_key,
+    submit_error_state,
 )
 from ._schema import SCHEMA_VERSION
 
@@ -36,4 +37,5 @@ __all__ = [
     "idempotency_key_for",
     "recordable_params",
     "spec_key",
+    "submit_error_state",
 ]

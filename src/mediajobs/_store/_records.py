@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from .._exceptions import ConfigurationError
+from .._exceptions import APIConnectionError, APIError, ConfigurationError
 from .._models import JobStatus
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "idempotency_key_for",
     "recordable_params",
     "spec_key",
+    "submit_error_state",
 ]
 
 SubmitState = Literal["submitting", "submit_unknown", "submit_failed", "accepted"]
@@ -118,6 +119,29 @@ class StoredJob:
             return False
         recorded = {f.index for f in self.files}
         return all(i in recorded for i in range(self.artifact_count))
+
+
+def submit_error_state(error: BaseException) -> Literal["submit_failed", "submit_unknown"]:
+    """Classify a failed submit: surely refused, or possibly accepted by the provider.
+
+    ``submit_failed`` (no job exists, the key may be sent again): an error answer the
+    provider gives before creating anything (4xx except 409, whose usual meaning with an
+    Idempotency-Key is "a request with this key is in flight"), or a connection that never
+    opened. ``submit_unknown`` (never re-sent silently): 5xx and 409 answers, a connection cut or
+    timed out after the request may have left, an unreadable answer, and any other interruption.
+
+    Args:
+        error: What the submit raised.
+
+    Returns:
+        The state to record.
+    """
+    if isinstance(error, APIError):
+        refused = 400 <= error.status_code < 500 and error.status_code != 409
+        return SUBMIT_FAILED if refused else SUBMIT_UNKNOWN
+    if isinstance(error, APIConnectionError) and error.unsent:
+        return SUBMIT_FAILED
+    return SUBMIT_UNKNOWN
 
 
 def idempotency_key_for(provider: str, key: str) -> str:
