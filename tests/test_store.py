@@ -225,6 +225,11 @@ def test_listing_is_newest_first(store: mj.JobStore) -> None:
     assert [j.key for j in store.jobs(P)] == ["k4", "k3", "k2", "k1", "k0"]
     assert [j.key for j in store.jobs(P, limit=2)] == ["k4", "k3"]
     assert store.jobs("therouter") == []
+    store.begin_submit("therouter", "t0")
+    store.mark_accepted("therouter", "t0", snap("t-job", "queued"))
+    assert [(j.provider, j.key) for j in store.jobs(None, limit=3)] == [
+        ("therouter", "t0"), (P, "k4"), (P, "k3"),
+    ]  # fmt: skip
 
 
 def test_seen_event_deduplicates_and_prunes(store_target: str) -> None:

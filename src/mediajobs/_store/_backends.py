@@ -9,15 +9,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from .._exceptions import ConfigurationError, StoreError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["Backend", "PostgresBackend", "SQLiteBackend", "Tx", "backend_for"]
 
@@ -164,6 +166,9 @@ class SQLiteBackend(Backend):
     kind = "sqlite"
 
     def __init__(self, path: Path, *, timeout: float) -> None:
+        import sqlite3  # noqa: PLC0415 - imported on use: ``import mediajobs`` stays lean
+
+        self._sqlite = sqlite3
         self.path = path
         self.description = str(path)
         self._timeout = timeout
@@ -173,17 +178,17 @@ class SQLiteBackend(Backend):
     def _connect(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
+            conn = self._sqlite.connect(
                 self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, self._sqlite.Error) as exc:
             raise StoreError(f"cannot open the job store {self.description}: {exc}") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
+        except self._sqlite.Error as exc:
             conn.close()
             raise StoreError(f"cannot open the job store {self.description}: {exc}") from exc
         return conn
@@ -213,7 +218,7 @@ class SQLiteBackend(Backend):
                     if conn.in_transaction:
                         conn.rollback()
                     raise
-        except sqlite3.Error as exc:
+        except self._sqlite.Error as exc:
             raise StoreError(f"job store {self.description}: {exc}") from exc
         finally:
             self._pool.release(conn)

@@ -447,7 +447,7 @@ class JobStore:
 
     def jobs(
         self,
-        provider: str,
+        provider: str | None,
         *,
         status: JobStatus | str | None = None,
         labels: Mapping[str, Any] | None = None,
@@ -457,7 +457,7 @@ class JobStore:
         """List a provider's records, newest first.
 
         Args:
-            provider: The provider's name.
+            provider: The provider's name; ``None`` lists every provider's records.
             status: A job status (``"succeeded"``, …): accepted jobs in it. ``None``: every
                 accepted job (with a job id). ``"submit_unknown"``: the submits whose outcome
                 is unknown (no job id), ``"submitting"`` and ``"submit_failed"`` likewise.
@@ -473,7 +473,11 @@ class JobStore:
             ConfigurationError: If the status or labels are not valid.
             StoreError: If the database fails.
         """
-        where, params = ["provider = ?"], [provider]
+        where: list[str] = []
+        params: list[Any] = []
+        if provider is not None:
+            where.append("provider = ?")
+            params.append(provider)
         if status in _SUBMIT_STATES:
             where.append("state = ? AND job_id IS NULL")
             params.append(str(status))
