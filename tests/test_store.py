@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 import threading
@@ -15,6 +16,7 @@ import pytest
 
 import mediajobs as mj
 from mediajobs._store import SCHEMA_VERSION, idempotency_key_for
+from mediajobs._store._owner import current_owner
 
 P = "openrouter"
 
@@ -143,6 +145,26 @@ def test_a_stale_submitting_record_can_be_claimed(store: mj.JobStore) -> None:
     assert [j.key for j in store.jobs(P, status="submitting")] == ["k1"]
     assert store.claim_resend(P, "k1", stale_after=-1)
     assert store.get(P, key="k1").attempts == 2  # type: ignore[union-attr]
+
+
+def test_who_sent_a_submitting_record_decides_when_it_can_be_claimed(store_target: str) -> None:
+    host, boot, _ = current_owner().split(" ")
+    others = {
+        "elsewhere": f"other-host {boot} 1",  # another machine: only time tells
+        "rebooted": f"{host} not-{boot} {os.getpid()}",  # this machine, an earlier boot
+        "unknown": None,  # written by an older mediajobs
+        "garbled": "???",
+    }
+    with mj.JobStore(store_target) as store:
+        for key in others:
+            store.begin_submit(P, key)
+    for key, owner in others.items():
+        raw_sql(store_target, ["UPDATE mediajobs_jobs SET owner = ? WHERE key = ?"], [(owner, key)])
+    with mj.JobStore(store_target) as store:
+        claimed = {key for key in others if store.claim_resend(P, key)}
+        assert claimed == ({"rebooted"} if boot else set())
+        # Once stale, any of them (the one just claimed too: a claim is not a lease forever).
+        assert all(store.claim_resend(P, key, stale_after=-1) for key in others)
 
 
 def test_rejected_submit_is_kept_and_can_be_submitted_again(store: mj.JobStore) -> None:

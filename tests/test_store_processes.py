@@ -179,3 +179,30 @@ def test_a_forked_child_leaves_the_parents_connections_alone(store_target: str) 
         assert store.get("openrouter", key="child-1") is not None  # the parent's connection works
         store.begin_submit("openrouter", "parent-2")
         assert len(store.jobs("openrouter", status="submitting")) == 3
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    import mediajobs as mj
+
+    store = mj.JobStore(sys.argv[1])
+    store.begin_submit("openrouter", "in-flight", kind="video", model="m")
+    print("recorded", flush=True)
+    sys.stdin.readline()  # "sending": then the process ends without hearing back
+    """
+)
+
+
+def test_a_submit_whose_sender_died_can_be_resent_at_once(store_target: str) -> None:
+    holder = _spawn(HOLDER, store_target)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "recorded", holder.stderr and holder.stderr.read()
+    with mj.JobStore(store_target) as store:
+        assert not store.claim_resend("openrouter", "in-flight")  # its sender is alive
+        holder.communicate("\n", timeout=60)  # it exits (and is reaped)
+        assert holder.returncode == 0
+        assert store.claim_resend("openrouter", "in-flight")  # no need to wait stale_after
+        assert not store.claim_resend("openrouter", "in-flight")  # now ours, and we are alive
+        rec = store.get("openrouter", key="in-flight")
+        assert rec is not None and (rec.state, rec.attempts) == ("submitting", 2)

@@ -14,6 +14,7 @@ from typing import Any, cast
 from .._exceptions import ConfigurationError, StoreError
 from .._models import JobStatus
 from ._backends import Backend, Tx, backend_for
+from ._owner import current_owner, owner_is_dead
 from ._records import (
     ACCEPTED,
     SUBMIT_FAILED,
@@ -204,20 +205,21 @@ class JobStore:
         now = time.time()
         spec = (kind, model, prompt, params_text, labels_text)
         with self._tx(write=True) as tx:
+            owner = current_owner()
             inserted = tx.execute(
                 "INSERT INTO mediajobs_jobs (provider, key, idempotency_key, state, kind, model, "
-                "prompt, params, labels, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "prompt, params, labels, owner, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (provider, key) DO NOTHING",
-                (provider, key, header, SUBMITTING, *spec, now, now),
+                (provider, key, header, SUBMITTING, *spec, owner, now, now),
             )
             if not inserted:
                 inserted = tx.execute(
                     "UPDATE mediajobs_jobs SET state = ?, idempotency_key = ?, kind = ?, "
-                    "model = ?, prompt = ?, params = ?, labels = ?, error = NULL, "
+                    "model = ?, prompt = ?, params = ?, labels = ?, owner = ?, error = NULL, "
                     "attempts = attempts + 1, created_at = ?, updated_at = ? "
                     "WHERE provider = ? AND key = ? AND state = ?",
-                    (SUBMITTING, header, *spec, now, now, provider, key, SUBMIT_FAILED),
+                    (SUBMITTING, header, *spec, owner, now, now, provider, key, SUBMIT_FAILED),
                 )
                 if inserted:
                     tx.execute(
@@ -238,33 +240,49 @@ class JobStore:
     def claim_resend(self, provider: str, key: str, *, stale_after: float = 300.0) -> bool:
         """Claim the right to send a submit again whose outcome is unknown.
 
-        A ``submit_unknown`` record, or a ``submitting`` one untouched for ``stale_after``
-        seconds (its process died between recording and hearing back), moves to
-        ``submitting`` with ``attempts`` + 1. The caller then re-sends with the record's
-        **same** Idempotency-Key. Of processes racing to claim one record, one wins.
+        Claimable: a ``submit_unknown`` record; a ``submitting`` one whose sending process is
+        gone (it ran on this machine and has exited, or the machine rebooted since: the
+        process died between recording and hearing back); and a ``submitting`` one untouched
+        for ``stale_after`` seconds (e.g. sent from another machine). The record moves to
+        ``submitting`` with this process as its sender and ``attempts`` + 1; the caller then
+        re-sends with the record's **same** Idempotency-Key. Of processes racing to claim one
+        record, exactly one wins.
 
         Args:
             provider: The provider's name.
             key: The record's key.
-            stale_after: Seconds after which a ``submitting`` record counts as abandoned.
+            stale_after: Seconds after which a ``submitting`` record counts as abandoned
+                whoever sent it.
 
         Returns:
             Whether this caller won the claim (``False``: no such record, already accepted
-            or refused, or another process is sending it).
+            or refused, or another live process is sending it).
 
         Raises:
             StoreError: If the database fails.
         """
         now = time.time()
         with self._tx(write=True) as tx:
-            return bool(
-                tx.execute(
-                    "UPDATE mediajobs_jobs SET state = ?, attempts = attempts + 1, "
-                    "updated_at = ? WHERE provider = ? AND key = ? AND job_id IS NULL AND "
-                    "(state = ? OR (state = ? AND updated_at < ?))",
-                    (SUBMITTING, now, provider, key, SUBMIT_UNKNOWN, SUBMITTING, now - stale_after),
-                )
+            row = tx.one(
+                "SELECT state, owner, updated_at FROM mediajobs_jobs "
+                "WHERE provider = ? AND key = ? AND job_id IS NULL",
+                (provider, key),
             )
+            if row is None:
+                return False
+            state, owner, updated_at = row
+            abandoned = updated_at < now - stale_after or owner_is_dead(owner)
+            if not (state == SUBMIT_UNKNOWN or (state == SUBMITTING and abandoned)):
+                return False
+            # Only the version read above may be claimed (PostgreSQL: a concurrent claim that
+            # committed first changed the owner and time, so this one then matches nothing).
+            claimed = tx.execute(
+                "UPDATE mediajobs_jobs SET state = ?, owner = ?, attempts = attempts + 1, "
+                "updated_at = ? WHERE provider = ? AND key = ? AND job_id IS NULL AND "
+                "state = ? AND COALESCE(owner, '') = ? AND updated_at = ?",
+                (SUBMITTING, current_owner(), now, provider, key, state, owner or "", updated_at),
+            )
+        return bool(claimed)
 
     def mark_accepted(self, provider: str, key: str, job: Mapping[str, Any]) -> StoredJob:
         """Record that the provider accepted the submit: its job id and first snapshot.

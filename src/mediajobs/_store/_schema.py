@@ -59,6 +59,7 @@ _V1 = [
 _V2 = [
     "ALTER TABLE mediajobs_jobs ADD COLUMN artifact_count INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE mediajobs_jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE mediajobs_jobs ADD COLUMN owner TEXT",
     """CREATE TABLE mediajobs_labels (
         job BIGINT NOT NULL REFERENCES mediajobs_jobs (id) ON DELETE CASCADE,
         name TEXT NOT NULL,
@@ -77,7 +78,7 @@ _V2 = [
     "CREATE INDEX mediajobs_jobs_by_status ON mediajobs_jobs (provider, status)",
 ]
 """Version 2: indexed labels (the ``labels=`` filter), artifact counts (``downloaded=``),
-submit attempts, webhook event ids, listing indexes."""
+submit attempts and senders, webhook event ids, listing indexes."""
 
 
 def _backfill_v2(tx: Tx) -> None:
