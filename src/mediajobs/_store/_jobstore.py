@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -148,7 +149,7 @@ class JobStore:
         """Close the store's connections; any later call raises :class:`StoreError`."""
         self._backend.close()
 
-    def _tx(self, *, write: bool) -> Any:
+    def _tx(self, *, write: bool) -> contextlib.AbstractContextManager[Tx]:
         if not self._opened:
             with self._open_lock:
                 if not self._opened:
