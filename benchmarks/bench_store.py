@@ -1,13 +1,14 @@
 """The job store's write cost and size: SQLite (FULL and NORMAL sync) and PostgreSQL.
 
-    python benchmarks/bench_store.py                 # 300 jobs per run
-    python benchmarks/bench_store.py --jobs 1000 --threads 8
+    python benchmarks/bench_store.py                 # 3 rounds of 300 jobs per run
+    python benchmarks/bench_store.py --jobs 1000 --threads 8 --rounds 5
 
 One job's life as a client records it, six write calls, each its own transaction:
 ``begin_submit`` → ``mark_accepted`` (queued) → ``record_status`` x 3 (running, running
 again: a poll that changed nothing, succeeded with one artifact) → ``record_file``.
 Reported: jobs per second and write calls per second, from one thread and from several at
-once; and the bytes the database takes per job beyond the stored payload (the JSON text of
+once (median and range over the rounds, single- and multi-threaded runs interleaved); and
+the bytes the database takes per job beyond the stored payload (the JSON text of
 params, labels and the job snapshot, and the prompt). SQLite runs in a temporary directory
 on the same filesystem as ``--dir``; PostgreSQL (when its server binaries are installed) in a
 private cluster with ``fsync`` on. Nothing is asserted.
@@ -20,6 +21,7 @@ import contextlib
 import functools
 import json
 import sqlite3
+import statistics
 import sys
 import tempfile
 import threading
@@ -147,30 +149,38 @@ def postgres_size(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def report(label: str, jobs: int, seconds: float) -> None:
+def report(label: str, jobs: int, seconds: list[float]) -> None:
+    rates = sorted(jobs / t for t in seconds)
+    median = statistics.median(rates)
     print(
-        f"{label:<38} {jobs / seconds:>9.0f} jobs/s {jobs * WRITES_PER_JOB / seconds:>9.0f} "
-        f"writes/s"
+        f"{label:<34} {median:>7.0f} jobs/s (range {rates[0]:.0f}-{rates[-1]:.0f}), "
+        f"{median * WRITES_PER_JOB:>6.0f} writes/s"
     )
 
 
 def measure(
-    name: str, target: str, jobs: int, threads: int, size: Callable[[], int], sync: str = ""
+    name: str, target: str, jobs: int, threads: int, rounds: int, size: Callable[[], int]
 ) -> None:
     with mj.JobStore(target) as store:
-        report(f"{name} 1 thread", jobs, run(store, jobs, 1, "a"))
-        report(f"{name} {threads} threads", jobs, run(store, jobs, threads, "b"))
+        single: list[float] = []
+        multi: list[float] = []
+        for r in range(rounds):  # interleaved: a noisy neighbour hits both alike
+            single.append(run(store, jobs, 1, f"a{r}"))
+            multi.append(run(store, jobs, threads, f"b{r}"))
+        report(f"{name} 1 thread", jobs, single)
+        report(f"{name} {threads} threads", jobs, multi)
         count = len(store.jobs(P))
         payload = payload_bytes(store)
         overhead = (size() - payload) / count
-        print(f"{name + ' bytes/job beyond the payload':<38} {overhead:>9.0f}  ({count} jobs)")
-        print(f"{name + ' payload bytes/job':<38} {payload / count:>9.0f}")
+        print(f"{name + ' bytes/job beyond the payload':<34} {overhead:>7.0f} ({count} jobs)")
+        print(f"{name + ' payload bytes/job':<34} {payload / count:>7.0f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", default=None, help="where the SQLite files go (default: tmp)")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
@@ -179,7 +189,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp, sqlite_sync(mode):
             path = Path(tmp) / "jobs.db"
             size = functools.partial(sqlite_size, path)
-            measure(f"sqlite {mode}", str(path), args.jobs, args.threads, size)
+            measure(f"sqlite {mode}", str(path), args.jobs, args.threads, args.rounds, size)
 
     if args.no_postgres:
         return
@@ -190,7 +200,8 @@ def main() -> None:
         print("postgresql: server binaries not found, skipped")
         return
     with running_cluster(bindir, durable=True) as url:
-        measure("postgres", url, args.jobs, args.threads, lambda: postgres_size(url))
+        size = functools.partial(postgres_size, url)
+        measure("postgres", url, args.jobs, args.threads, args.rounds, size)
 
 
 if __name__ == "__main__":
