@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -77,6 +78,23 @@ def test_accepted_job_and_lookups(store: mj.JobStore) -> None:
     assert [j.key for j in store.jobs(P)] == ["k1"]
     assert [j.key for j in store.jobs(P, status="queued")] == ["k1"]
     assert store.jobs(P, status=mj.JobStatus.RUNNING) == []
+
+
+def test_file_contents_never_reach_the_store(store_target: str, tmp_path: Path) -> None:
+    secret_bytes = b"PRIVATE-PIXELS-" * 50
+    with mj.JobStore(store_target) as store:
+        rec, _ = store.begin_submit(
+            P, "k1", params={"image": secret_bytes, "mask": ("m.png", b"M")}
+        )
+        assert rec.params == {
+            "image": {"name": "image", "sha256": hashlib.sha256(secret_bytes).hexdigest()},
+            "mask": {"name": "m.png", "sha256": hashlib.sha256(b"M").hexdigest()},
+        }
+        data = mj.JobData(id="job-1", provider=P, status=mj.JobStatus.RUNNING, raw_status="r")
+        assert store.mark_accepted(P, "k1", data).job == data.model_dump(mode="json")
+    if not store_target.startswith("postgresql://"):
+        for file in Path(store_target).parent.glob("jobs.db*"):
+            assert b"PRIVATE-PIXELS" not in file.read_bytes()
 
 
 def test_accept_conflicts_are_store_errors(store: mj.JobStore) -> None:

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from .._exceptions import ConfigurationError, StoreError
-from .._models import JobStatus
+from .._models import JobData, JobStatus
 from ._backends import Backend, Tx, backend_for
 from ._owner import current_owner, owner_is_dead
 from ._records import (
@@ -27,6 +27,7 @@ from ._records import (
     canonical_json,
     check_labels,
     idempotency_key_for,
+    recordable_params,
 )
 from ._schema import label_value, migrate
 
@@ -63,8 +64,10 @@ def _rank(status: JobStatus) -> int:
     return 2
 
 
-def _snapshot(job: Mapping[str, Any]) -> tuple[str, JobStatus, str, int]:
+def _snapshot(job: JobData | Mapping[str, Any]) -> tuple[str, JobStatus, str, int]:
     """Check a ``job.to_dict()`` and return its id, status, JSON text and artifact count."""
+    if isinstance(job, JobData):
+        job = job.model_dump(mode="json")
     if not isinstance(job, Mapping):
         raise StoreError(f"a job snapshot is a job.to_dict() mapping, not {type(job).__name__}")
     job_id = job.get("id")
@@ -188,7 +191,8 @@ class JobStore:
             kind: The job kind.
             model: The model.
             prompt: The prompt.
-            params: The other params, already recordable (see :func:`recordable_params`).
+            params: The other params; input files among them are recorded as name and digest
+                (see :func:`recordable_params`, which also knows string paths).
             labels: The caller's labels (string names, JSON scalar values).
 
         Returns:
@@ -200,7 +204,7 @@ class JobStore:
         """
         _check_key(provider, key)
         labels_dict = check_labels(labels)
-        params_text = canonical_json(dict(params or {}))
+        params_text = canonical_json(recordable_params(params or {}))
         labels_text = canonical_json(labels_dict)
         header = idempotency_key or idempotency_key_for(provider, key)
         now = time.time()
@@ -285,13 +289,13 @@ class JobStore:
             )
         return bool(claimed)
 
-    def mark_accepted(self, provider: str, key: str, job: Mapping[str, Any]) -> StoredJob:
+    def mark_accepted(self, provider: str, key: str, job: JobData | Mapping[str, Any]) -> StoredJob:
         """Record that the provider accepted the submit: its job id and first snapshot.
 
         Args:
             provider: The provider's name.
             key: The record's key.
-            job: The job's ``to_dict()``.
+            job: The job's snapshot: ``job.to_dict()`` (or its ``JobData``).
 
         Returns:
             The updated record.
@@ -371,7 +375,7 @@ class JobStore:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def record_status(self, provider: str, job_id: str, job: Mapping[str, Any]) -> bool:
+    def record_status(self, provider: str, job_id: str, job: JobData | Mapping[str, Any]) -> bool:
         """Record a status the client observed, if it moves the job forward.
 
         ``queued`` < ``running`` < any terminal status: a snapshot with the same or an earlier
@@ -380,7 +384,7 @@ class JobStore:
         Args:
             provider: The provider's name.
             job_id: The job's id.
-            job: The job's ``to_dict()``.
+            job: The job's snapshot: ``job.to_dict()`` (or its ``JobData``).
 
         Returns:
             Whether the record changed (``False`` also when no record has this job id).
