@@ -84,7 +84,10 @@ def running_cluster(bindir: Path, *, durable: bool = False) -> Iterator[str]:
     """
     import psycopg
 
-    root = Path(tempfile.mkdtemp(prefix="mediajobs-pg-"))
+    # As root the server runs as ``postgres``, which must reach the directory: /tmp, not a
+    # private TMPDIR.
+    parent = "/tmp" if os.geteuid() == 0 and os.path.isdir("/tmp") else None
+    root = Path(tempfile.mkdtemp(prefix="mediajobs-pg-", dir=parent))
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         os.chown(root, owner.pw_uid, owner.pw_gid)
