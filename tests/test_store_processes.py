@@ -101,8 +101,10 @@ def test_sqlite_writer_killed_at_random_points_loses_nothing(tmp_path: Path, run
         acks.append(line.split())
     time.sleep(rng.random() * 0.02)  # land somewhere inside a later write
     child.send_signal(signal.SIGKILL)
-    rest, _ = child.communicate()
-    acks += [line.split() for line in rest.splitlines()]
+    # Read on through the same buffered pipe (communicate() would skip what it holds).
+    with child:  # closes the pipes and waits
+        rest = child.stdout.read()
+    acks += [line.split() for line in rest.splitlines(keepends=True) if line.endswith("\n")]
     assert child.returncode == -signal.SIGKILL
 
     conn = sqlite3.connect(path)
