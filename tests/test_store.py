@@ -179,6 +179,12 @@ def test_who_sent_a_submitting_record_decides_when_it_can_be_claimed(store_targe
     for key, owner in others.items():
         raw_sql(store_target, ["UPDATE mediajobs_jobs SET owner = ? WHERE key = ?"], [(owner, key)])
     with mj.JobStore(store_target) as store:
+        store.begin_submit(P, "ours")  # this live process is sending it
+        store.begin_submit(P, "lost")
+        store.mark_unknown(P, "lost", "connection reset")
+        gone = {j.key for j in store.jobs(P, status="submit_unknown")}
+        assert gone == ({"lost", "rebooted"} if boot else {"lost"})
+        assert len(store.jobs(P, status="submit_unknown", limit=1)) == 1
         claimed = {key for key in others if store.claim_resend(P, key)}
         assert claimed == ({"rebooted"} if boot else set())
         # Once stale, any of them (the one just claimed too: a claim is not a lease forever).

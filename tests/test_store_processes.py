@@ -202,8 +202,11 @@ def test_a_submit_whose_sender_died_can_be_resent_at_once(store_target: str) -> 
     assert holder.stdout.readline().strip() == "recorded", holder.stderr and holder.stderr.read()
     with mj.JobStore(store_target) as store:
         assert not store.claim_resend("openrouter", "in-flight")  # its sender is alive
+        assert store.jobs("openrouter", status="submit_unknown") == []
         holder.communicate("\n", timeout=60)  # it exits (and is reaped)
         assert holder.returncode == 0
+        [unknown] = store.jobs("openrouter", status="submit_unknown")
+        assert (unknown.key, unknown.state) == ("in-flight", "submitting")
         assert store.claim_resend("openrouter", "in-flight")  # no need to wait stale_after
         assert not store.claim_resend("openrouter", "in-flight")  # now ours, and we are alive
         rec = store.get("openrouter", key="in-flight")

@@ -52,6 +52,7 @@ _ADVANCE = (
 
 _SUBMIT_STATES = (SUBMITTING, SUBMIT_UNKNOWN, SUBMIT_FAILED)
 _EVENT_RETENTION = 7 * 86400.0
+_STALE_AFTER = 300.0
 _PRUNE_EVERY = 3600.0
 _CHUNK = 500
 
@@ -242,7 +243,7 @@ class JobStore:
             record = self._load(tx, "id = ?", (row_id,))[0]
         return record, bool(inserted)
 
-    def claim_resend(self, provider: str, key: str, *, stale_after: float = 300.0) -> bool:
+    def claim_resend(self, provider: str, key: str, *, stale_after: float = _STALE_AFTER) -> bool:
         """Claim the right to send a submit again whose outcome is unknown.
 
         Claimable: a ``submit_unknown`` record; a ``submitting`` one whose sending process is
@@ -483,7 +484,9 @@ class JobStore:
             provider: The provider's name; ``None`` lists every provider's records.
             status: A job status (``"succeeded"``, …): accepted jobs in it. ``None``: every
                 accepted job (with a job id). ``"submit_unknown"``: the submits whose outcome
-                is unknown (no job id), ``"submitting"`` and ``"submit_failed"`` likewise.
+                is unknown (no job id), including ``submitting`` ones whose sender is gone or
+                that went stale (see :meth:`claim_resend`); ``"submitting"`` and
+                ``"submit_failed"``: the records in that state.
             labels: Only records whose labels include all of these.
             downloaded: ``True``: only jobs that succeeded and have a recorded file for every
                 artifact (whether the file still exists is not checked); ``False``: the others.
@@ -501,7 +504,12 @@ class JobStore:
         if provider is not None:
             where.append("provider = ?")
             params.append(provider)
-        if status in _SUBMIT_STATES:
+        unknown = status == SUBMIT_UNKNOWN
+        if unknown:
+            # Submits whose sender died unheard (still "submitting") are unknown too.
+            where.append("state IN (?, ?) AND job_id IS NULL")
+            params += [SUBMIT_UNKNOWN, SUBMITTING]
+        elif status in _SUBMIT_STATES:
             where.append("state = ? AND job_id IS NULL")
             params.append(str(status))
         else:
@@ -526,10 +534,29 @@ class JobStore:
             )
             where.append(complete if downloaded else f"NOT {complete}")
         sql = " AND ".join(where) + " ORDER BY created_at DESC, id DESC"
-        if limit is not None:
+        if limit is not None and not unknown:
             sql += f" LIMIT {max(0, int(limit))}"
         with self._tx(write=False) as tx:
-            return self._load(tx, sql, params)
+            if not unknown:
+                return self._load(tx, sql, params)
+            abandoned = self._abandoned(tx, provider)
+            found = self._load(tx, sql, params)
+        found = [r for r in found if r.state == SUBMIT_UNKNOWN or (r.provider, r.key) in abandoned]
+        return found if limit is None else found[: max(0, int(limit))]
+
+    @staticmethod
+    def _abandoned(tx: Tx, provider: str | None) -> set[tuple[str, str]]:
+        """The ``submitting`` records whose sender is gone or that went stale."""
+        sql = "SELECT provider, key, owner, updated_at FROM mediajobs_jobs "
+        sql += "WHERE state = ? AND job_id IS NULL"
+        args: list[Any] = [SUBMITTING]
+        if provider is not None:
+            sql += " AND provider = ?"
+            args.append(provider)
+        stale = time.time() - _STALE_AFTER
+        return {
+            (row[0], row[1]) for row in tx.all(sql, args) if row[3] < stale or owner_is_dead(row[2])
+        }
 
     def forget(self, provider: str, key: str) -> bool:
         """Delete a record with its files and labels (the files on disk stay).
