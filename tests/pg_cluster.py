@@ -30,6 +30,7 @@ __all__ = [
     "find_pg_bin",
     "postgres_schema_url",
     "postgres_server",
+    "require_pg_bin",
     "running_cluster",
     "store_target",
 ]
@@ -124,14 +125,19 @@ def postgres_server() -> Iterator[str]:
     if external:
         yield external
         return
+    with running_cluster(require_pg_bin()) as url:
+        yield url
+
+
+def require_pg_bin() -> Path:
+    """Find the server binaries; without them skip, or fail under CI (``CI`` set)."""
     bindir = find_pg_bin()
     if bindir is None:
         message = "PostgreSQL server binaries (initdb, pg_ctl) not found"
         if os.environ.get("CI"):
             pytest.fail(f"{message}; CI must install the postgresql package", pytrace=False)
         pytest.skip(message)
-    with running_cluster(bindir) as url:
-        yield url
+    return bindir
 
 
 @contextlib.contextmanager

@@ -553,3 +553,17 @@ def test_postgres_lost_connection_is_a_store_error_and_recovers(postgres_server:
         with pytest.raises(mj.StoreError):
             s.get(P, key="k1")
         assert s.get(P, key="k1") is not None  # the broken connection was dropped
+
+
+def test_missing_postgres_binaries_skip_locally_and_fail_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pg_cluster
+
+    monkeypatch.setattr(pg_cluster, "find_pg_bin", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        pg_cluster.require_pg_bin()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must install"):
+        pg_cluster.require_pg_bin()
