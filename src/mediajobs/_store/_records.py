@@ -100,7 +100,7 @@ class StoredJob:
     attempts: int
     """How many times its submit request was (or was about to be) sent."""
     created_at: datetime
-    """When the record was made (the first submit attempt), UTC."""
+    """When the record was made (re-made when a refused submit is sent again), UTC."""
     updated_at: datetime
     """When it last changed, UTC."""
 
