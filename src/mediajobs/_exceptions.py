@@ -62,6 +62,7 @@ __all__ = [
     "ProtocolError",
     "RateLimitError",
     "ServerError",
+    "StoreError",
     "UnsupportedError",
     "WaitTimeoutError",
     "WebhookVerificationError",
@@ -264,6 +265,15 @@ class WebhookVerificationError(MediaJobsError):
         super().__init__(message)
         self.reason = reason
         self.provider = provider
+
+
+class StoreError(MediaJobsError):
+    """The job store could not read or write.
+
+    Its database is unreachable, locked for too long, corrupt, full or closed, or it holds a
+    record that conflicts with the write. Messages name the store without any password its
+    URL carries.
+    """
 
 
 _STATUS_CLASSES: dict[int, type[APIError]] = {
