@@ -2,14 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mediajobs.dialects import base
-
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture(autouse=True)
-def _forget_warned_statuses() -> None:
-    base._warned_statuses.clear()

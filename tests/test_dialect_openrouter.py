@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,8 +14,7 @@ from mediajobs._exceptions import (
     ProtocolError,
     UnsupportedError,
 )
-from mediajobs._models import Artifact, JobData, JobErrorInfo, JobStatus
-from mediajobs.dialects import base
+from mediajobs._models import Artifact, JobData, JobErrorInfo, JobStatus, ModelInfo
 from mediajobs.dialects.openrouter import OpenRouter
 
 API = "https://openrouter.ai"
@@ -25,13 +23,6 @@ JOB_ID = "vid-abc123"
 JOB_URL = f"{API}/api/v1/videos/{JOB_ID}"
 CONTENT_0 = f"{API}/api/v1/videos/{JOB_ID}/content?index=0"
 CONTENT_1 = f"{API}/api/v1/videos/{JOB_ID}/content?index=1"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_warning_cache() -> Iterator[None]:
-    base._warned_statuses.clear()
-    yield
-    base._warned_statuses.clear()
 
 
 @pytest.fixture
@@ -331,7 +322,7 @@ def test_malformed_bodies_are_protocol_errors(dialect: OpenRouter, content: byte
         ({"id": JOB_ID, "status": 3}, "status"),
         ({"id": JOB_ID, "status": "pending", "polling_url": ["x"]}, "polling_url"),
         ({"id": JOB_ID, "status": "completed", "unsigned_urls": CONTENT_0}, "unsigned_urls"),
-        ({"id": JOB_ID, "status": "completed", "unsigned_urls": [0]}, "unsigned_urls"),
+        ({"id": JOB_ID, "status": "completed", "unsigned_urls": [0]}, "unsigned_urls[0]"),
         ({"id": JOB_ID, "status": "completed", "usage": [0.05]}, "usage"),
         ({"id": JOB_ID, "status": "completed", "usage": {"cost": "0.05"}}, "cost"),
         ({"id": JOB_ID, "status": "completed", "usage": {"cost": True}}, "cost"),
@@ -381,8 +372,40 @@ def test_parse_models(dialect: OpenRouter) -> None:
     second = {**MODEL_ENTRY, "id": "kling/v2", "name": "Kling"}
     response = _response(200, {"data": [MODEL_ENTRY, second]}, url=f"{API}/api/v1/videos/models")
     models = dialect.parse_models(response)
-    assert [m["id"] for m in models] == ["google/veo-3.1", "kling/v2"]
-    assert models[0] == MODEL_ENTRY
+    assert [m.id for m in models] == ["google/veo-3.1", "kling/v2"]
+    assert models[0] == ModelInfo(
+        id="google/veo-3.1",
+        name="Veo 3.1",
+        kinds=("video",),
+        durations=(4, 6, 8),
+        resolutions=("720p", "1080p"),
+        aspect_ratios=("16:9", "9:16"),
+        sizes=(),
+        raw=MODEL_ENTRY,
+    )
+    assert models[1].name == "Kling"
+    assert models[1].raw == second
+    with pytest.raises(ValueError):
+        models[0].id = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({**MODEL_ENTRY, "id": None}, "data[1].id"),
+        ({**MODEL_ENTRY, "name": 3}, "data[1].name"),
+        ({**MODEL_ENTRY, "supported_durations": "4,6"}, "data[1].supported_durations"),
+        ({**MODEL_ENTRY, "supported_durations": [4, "6"]}, "data[1].supported_durations[1]"),
+        ({**MODEL_ENTRY, "supported_durations": [True]}, "data[1].supported_durations[0]"),
+        ({**MODEL_ENTRY, "supported_sizes": [1280]}, "data[1].supported_sizes[0]"),
+    ],
+)
+def test_parse_models_entry_out_of_shape_names_entry_and_field(
+    dialect: OpenRouter, entry: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        dialect.parse_models(_response(200, {"data": [MODEL_ENTRY, entry]}))
+    assert info.value.field == field
 
 
 def test_parse_models_empty_list(dialect: OpenRouter) -> None:

@@ -35,8 +35,9 @@ from ._exceptions import (
     UnsupportedError,
     WaitTimeoutError,
 )
-from ._models import Artifact, JobData, JobErrorInfo, JobStatus
+from ._models import Artifact, JobData, JobErrorInfo, JobStatus, ModelInfo
 from ._policy import PollPolicy, RetryPolicy
+from ._types import Kind, ProviderName
 from ._version import __version__
 from .dialects import Dialect, UnknownStatusWarning
 
@@ -61,12 +62,15 @@ __all__ = [
     "JobExpiredError",
     "JobFailedError",
     "JobStatus",
+    "Kind",
     "MediaJobsError",
+    "ModelInfo",
     "NotFoundError",
     "PaymentRequiredError",
     "PermissionDeniedError",
     "PollPolicy",
     "ProtocolError",
+    "ProviderName",
     "RateLimitError",
     "RetryPolicy",
     "ServerError",

@@ -39,7 +39,7 @@ from ._flows import (
     wait_flow,
 )
 from ._inputs import read_inputs
-from ._models import Artifact, JobData, JobErrorInfo, JobStatus
+from ._models import Artifact, JobData, JobErrorInfo, JobStatus, ModelInfo
 from ._policy import PollPolicy, RetryPolicy
 from ._version import __version__
 from .dialects import DIALECTS, Dialect
@@ -789,11 +789,11 @@ class Client(_BaseClient):
             refresh=lambda: self.get(handle)._data,
         )
 
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[ModelInfo]:
         """List the provider's models (OpenRouter video models).
 
         Returns:
-            The model entries as dictionaries.
+            The model entries, typed (each keeps the entry as sent in ``raw``).
 
         Raises:
             UnsupportedError: Where the provider has no listing.
@@ -1104,11 +1104,11 @@ class AsyncClient(_BaseClient):
             refresh=refresh,
         )
 
-    async def models(self) -> list[dict[str, Any]]:
+    async def models(self) -> list[ModelInfo]:
         """List the provider's models (OpenRouter video models).
 
         Returns:
-            The model entries as dictionaries.
+            The model entries, typed (each keeps the entry as sent in ``raw``).
 
         Raises:
             UnsupportedError: Where the provider has no listing.

@@ -33,7 +33,7 @@ from ._exceptions import (
     MediaJobsError,
     WaitTimeoutError,
 )
-from ._models import JobData, JobStatus
+from ._models import JobData, JobStatus, ModelInfo
 from ._policy import PollPolicy, RetryPolicy, parse_retry_after
 from .dialects.base import Dialect
 
@@ -418,7 +418,7 @@ def cancel_flow(settings: Settings, job: JobData) -> Flow[JobData]:
     )
 
 
-def models_flow(settings: Settings) -> Flow[list[dict[str, Any]]]:
+def models_flow(settings: Settings) -> Flow[list[ModelInfo]]:
     """List the provider's models.
 
     Args:
