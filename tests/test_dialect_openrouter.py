@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 import pytest
 
+import mediajobs as mj
 from mediajobs._exceptions import (
     AuthenticationError,
     PaymentRequiredError,
@@ -228,6 +230,84 @@ def test_parse_poll_resolves_relative_content_urls(dialect: OpenRouter) -> None:
         dialect, status="completed", unsigned_urls=[f"/api/v1/videos/{JOB_ID}/content?index=0"]
     )
     assert job.artifacts[0].url == CONTENT_0
+
+
+SIGNED_0 = "https://storage.googleapis.com/or-videos/vid-abc123/0.mp4?X-Goog-Signature=ab"
+SIGNED_1 = "https://storage.googleapis.com/or-videos/vid-abc123/1.mp4?X-Goog-Signature=cd"
+
+
+def test_parse_poll_signed_urls_come_first_with_the_keyed_route_as_fallback(
+    dialect: OpenRouter,
+) -> None:
+    job = _polled(
+        dialect,
+        status="completed",
+        urls=[SIGNED_0, SIGNED_1],
+        unsigned_urls=[CONTENT_0, f"/api/v1/videos/{JOB_ID}/content?index=1"],
+        expires_at="2026-12-01T10:00:00Z",
+    )
+    assert job.artifacts == [
+        Artifact(url=SIGNED_0, index=0, media_type="video/mp4", fallback_url=CONTENT_0),
+        Artifact(url=SIGNED_1, index=1, media_type="video/mp4", fallback_url=CONTENT_1),
+    ]
+    assert not any(dialect.is_api_url(a.url) for a in job.artifacts)
+    assert all(a.fallback_url and dialect.is_api_url(a.fallback_url) for a in job.artifacts)
+    assert job.expires_at == datetime(2026, 12, 1, 10, tzinfo=timezone.utc)
+
+
+def test_parse_poll_lists_of_different_lengths_keep_every_output(dialect: OpenRouter) -> None:
+    more_signed = _polled(
+        dialect, status="completed", urls=[SIGNED_0, SIGNED_1], unsigned_urls=[CONTENT_0]
+    )
+    assert [(a.url, a.fallback_url) for a in more_signed.artifacts] == [
+        (SIGNED_0, CONTENT_0),
+        (SIGNED_1, None),
+    ]
+    more_keyed = _polled(
+        dialect, status="completed", urls=[SIGNED_0], unsigned_urls=[CONTENT_0, CONTENT_1]
+    )
+    assert [(a.url, a.fallback_url) for a in more_keyed.artifacts] == [
+        (SIGNED_0, CONTENT_0),
+        (CONTENT_1, None),
+    ]
+
+
+def test_parse_poll_without_signed_urls_has_no_fallback(dialect: OpenRouter) -> None:
+    job = _polled(dialect, status="completed", unsigned_urls=[CONTENT_0])
+    assert job.artifacts[0].fallback_url is None
+    assert job.expires_at is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"urls": SIGNED_0}, "urls"),
+        ({"urls": [SIGNED_0, 7]}, "urls[1]"),
+        ({"urls": ["https://[bad"]}, "urls[0]"),
+        ({"expires_at": "next week"}, "expires_at"),
+    ],
+)
+def test_parse_poll_signed_urls_out_of_shape(
+    dialect: OpenRouter, extra: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        _polled(dialect, status="completed", unsigned_urls=[CONTENT_0], **extra)
+    assert info.value.field == field
+
+
+def test_signed_urls_survive_to_dict_and_job_from_dict(dialect: OpenRouter) -> None:
+    job = _polled(
+        dialect,
+        status="completed",
+        urls=[SIGNED_0],
+        unsigned_urls=[CONTENT_0],
+        expires_at=1796126400,
+    )
+    with mj.Client("openrouter", api_key="k") as client:
+        handle = client.job_from_dict(job.model_dump(mode="json"))
+        again = client.job_from_dict(json.loads(json.dumps(handle.to_dict())))
+    assert again.artifacts == job.artifacts
+    assert again.expires_at == job.expires_at == datetime.fromtimestamp(1796126400, timezone.utc)
 
 
 def test_parse_poll_integer_and_null_cost(dialect: OpenRouter) -> None:

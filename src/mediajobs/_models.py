@@ -53,6 +53,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def _scrub(value: Any) -> Any:
     """Return ``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, Enum):
+        return value
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, BaseModel):

@@ -182,7 +182,7 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
             if exc.job_id is None:
                 exc.job_id = job_id
             raise
-        except MediaJobsError:
+        except (MediaJobsError, Warning):  # a warning the filters made an error stays one
             raise
         except Exception as exc:
             raise self.unreadable(exc, job_id=job_id) from exc
@@ -791,7 +791,7 @@ class Dialect:
             if exc.job_id is None:
                 exc.job_id = job_id
             raise
-        except MediaJobsError:
+        except (MediaJobsError, Warning):  # a warning the filters made an error stays one
             raise
         except Exception as exc:
             raise self.unreadable(exc, job_id=job_id) from exc
