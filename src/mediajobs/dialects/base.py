@@ -885,7 +885,16 @@ def _body_of(response: httpx.Response) -> Any:
     try:
         return load_json(response.content)
     except ValueError:
-        return response.text[:2000]
+        return _text_of(response)
+
+
+def _text_of(response: httpx.Response, limit: int = 2000) -> str:
+    """Return the start of a body as text, whatever charset it claims (never raising)."""
+    head = response.content[: limit * 4]
+    try:
+        return head.decode(response.charset_encoding or "utf-8", "replace")[:limit]
+    except (LookupError, UnicodeError):  # an unknown charset, or a codec that refuses anyway
+        return head.decode("utf-8", "replace")[:limit]
 
 
 def _error_message(body: Any) -> str | None:
