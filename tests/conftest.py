@@ -6,20 +6,14 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 # Property tests: "ci" (the default) keeps them quick; MEDIAJOBS_FUZZ=long runs many more.
-settings.register_profile(
-    "ci",
-    max_examples=40,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "long",
-    max_examples=2_000,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+for _name, _examples in (("ci", 40), ("long", 2_000)):
+    settings.register_profile(
+        _name,
+        max_examples=_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 settings.load_profile("long" if os.environ.get("MEDIAJOBS_FUZZ") == "long" else "ci")
 
 

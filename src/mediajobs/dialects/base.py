@@ -175,17 +175,8 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(method)
     def guarded(self: Dialect, *args: Any, **kwargs: Any) -> T:
         previous = kwargs.get("previous")
-        job_id = previous.id if isinstance(previous, JobData) else None
-        try:
+        with self.reading_job(previous.id if isinstance(previous, JobData) else None):
             return method(self, *args, **kwargs)
-        except ProtocolError as exc:
-            if exc.job_id is None:
-                exc.job_id = job_id
-            raise
-        except (MediaJobsError, Warning):  # a warning the filters made an error stays one
-            raise
-        except Exception as exc:
-            raise self.unreadable(exc, job_id=job_id) from exc
 
     guarded.__dict__["_mediajobs_guarded"] = True
     return guarded
@@ -769,15 +760,16 @@ class Dialect:
         return value
 
     @contextlib.contextmanager
-    def reading_job(self, job_id: str) -> Iterator[None]:
+    def reading_job(self, job_id: str | None) -> Iterator[None]:
         """Attach a job id to any failure of the block, as :attr:`ProtocolError.job_id`.
 
         A submit answer that names the new job but is otherwise out of shape must not lose the
         id: the job exists (and may be paid for). Use it around the rest of ``parse_submit``
-        once the id is read.
+        once the id is read. Any exception but a :class:`~mediajobs.MediaJobsError` (or a
+        warning the warning filters turned into an error) becomes a ``ProtocolError``.
 
         Args:
-            job_id: The id read so far.
+            job_id: The id read so far, if any.
 
         Yields:
             Nothing.

@@ -193,14 +193,7 @@ class TheRouter(Dialect):
         data = self.json_object(response)
         job_id = self.job_id(data, "id")
         with self.reading_job(job_id):
-            accepted = JobData(
-                id=job_id,
-                provider=self.name,
-                status=JobStatus.QUEUED,
-                raw_status="",
-                kind=kind,
-                model=model,
-            )
+            accepted = self.job_for_id(job_id, kind=kind, model=model)
             raw_status = self.field(data, "status", str, default="queued")
             return self._snapshot(data, accepted, raw_status)
 
