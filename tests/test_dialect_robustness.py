@@ -388,3 +388,26 @@ def test_literal_types_match_the_dialects() -> None:
     assert set(get_args(mj.ProviderName)) == set(DIALECTS)
     offered = set().union(*(cls.kinds for cls in DIALECTS.values()))
     assert set(get_args(mj.Kind)) == offered
+
+
+# ------------------------------------------------------------------- through the client
+
+
+def test_client_submit_and_wait_raise_protocol_errors_for_hostile_answers() -> None:
+    answers = [
+        httpx.Response(202, json={"id": "img_1", "status": "queued", "polling_url": "http://[::1"}),
+        httpx.Response(202, json={"id": "img_2", "status": "queued"}),
+        httpx.Response(
+            200, content=b'{"id": "img_2", "status": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+        ),
+    ]
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: answers.pop(0)))
+    with mj.Client("therouter", api_key="sk-secret", http_client=http) as client:
+        with pytest.raises(mj.ProtocolError) as on_submit:
+            client.submit("image", model="m", prompt="p")
+        assert on_submit.value.job_id == "img_1"
+        assert on_submit.value.field == "polling_url"
+        job = client.submit("image", model="m", prompt="p")
+        with pytest.raises(mj.ProtocolError, match="nested deeper"):
+            job.wait(timeout=5)
+    assert answers == []
