@@ -152,3 +152,17 @@ def test_model_info_is_frozen_and_round_trips() -> None:
     assert info.resolutions == () and info.sizes == ()
     with pytest.raises(ValueError):
         info.name = "other"  # type: ignore[misc]
+
+
+def test_lone_surrogates_in_values_only_are_replaced_too() -> None:
+    data = mj.JobData(
+        id="x",
+        provider="p",
+        status=mj.JobStatus.QUEUED,
+        raw_status="queued",
+        raw={"url": "https://api.example/\ud800", "list": ["\udfff"]},
+    )
+    dumped = data.model_dump(mode="json")
+    assert dumped["raw"] == {"url": "https://api.example/\ufffd", "list": ["\ufffd"]}
+    assert "\\ud800" not in data.model_dump_json()
+    data.model_dump_json().encode("utf-8")

@@ -82,11 +82,12 @@ class _Frozen(BaseModel):
     @model_serializer(mode="wrap")
     def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
         try:
-            return handler(self)
-        except UnicodeEncodeError:
+            dumped = handler(self)
+        except UnicodeEncodeError:  # a surrogate in a dictionary key
             if not info.mode_is_json():
                 raise
-            return handler(_scrub(self))
+            dumped = handler(_scrub(self))
+        return _scrub(dumped) if info.mode_is_json() else dumped
 
 
 class JobStatus(StrEnum):
