@@ -48,7 +48,7 @@ SUCCEEDED: dict[str, Any] = {
     "error": None,
 }
 
-# WIRE.md §1 and §5: every documented raw status and what it means.
+# docs/providers.md (TheRouter, statuses): every documented raw status and what it means.
 DOCUMENTED_STATUSES = {
     "queued": JobStatus.QUEUED,
     "in_progress": JobStatus.RUNNING,

@@ -39,7 +39,7 @@ COMPLETED: dict[str, Any] = {
     "usage": {"input_tokens": 20, "output_tokens": 397, "total_tokens": 417},
 }
 
-# WIRE.md §2 and §5: every documented raw status and what it means.
+# docs/providers.md (WorldRouter, statuses): every documented raw status and what it means.
 DOCUMENTED_STATUSES = {
     "queued": JobStatus.QUEUED,
     "in_progress": JobStatus.RUNNING,

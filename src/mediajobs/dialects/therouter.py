@@ -1,8 +1,8 @@
 """TheRouter: image, video and audio jobs behind one ``/v1/jobs/{id}`` polling surface.
 
-Wire shape (see docs/providers.md, "TheRouter"): a submit with ``?async=true`` answers 202 with a
-job body (``id``, ``status``, ``polling_url``, times as unix seconds or ISO); ``GET /v1/jobs/{id}``
-reads any job; a succeeded job lists pre-signed ``unsigned_urls`` (or, in a second documented shape,
+Wire shape (docs/providers.md): a submit with ``?async=true`` answers 202 with a job body
+(``id``, ``status``, ``polling_url``, times as unix seconds or ISO); ``GET /v1/jobs/{id}`` reads
+any job; a succeeded job lists pre-signed ``unsigned_urls`` (or, in a second documented shape,
 ``result.data[].url``) and a ``content_url`` that redirects to fresh ones.
 
 Two leniencies, both deliberate: a submit body without ``status`` is taken as ``queued`` (the

@@ -1,15 +1,16 @@
 """WorldRouter: asynchronous image tasks, and Grok-style video generations.
 
-Wire shape (see docs/providers.md, "WorldRouter"): ``POST /v1/images/generation_tasks`` answers 200
-with a task body (``task_id``/``id``, ``status``, ``created`` in unix seconds, ``created_at`` in
-ISO); the task is read at ``GET /v1/images/generation_tasks/{task_id}`` until ``completed`` (with
-``data[].url``) or ``failed`` (with an error object or string). Video is created at ``POST
-/v1/videos/generations`` and read at ``GET /v1/videos/generations/{task_id}`` until ``succeeded``
-(with ``content.video_url``). The status route must match the create route, so each snapshot records
-its route (``"image"`` or ``"video"``) in :attr:`JobData.route`. A stored task id does not tell its
-route: :meth:`WorldRouter.job_for_id` reads an image task unless told ``kind="video"``, and
-:meth:`WorldRouter.fallback_kinds` names the video route as the one to try when the image route
-answers 404.
+Wire (docs/providers.md): ``POST /v1/images/generation_tasks`` answers 200 with a task body
+(``task_id``/``id``, ``status``, ``created`` in unix seconds, ``created_at`` in ISO); the task is
+read at ``GET /v1/images/generation_tasks/{task_id}`` until ``completed`` (with ``data[].url``)
+or ``failed`` (with an error object or string). Video is created at
+``POST /v1/videos/generations`` and read at ``GET /v1/videos/generations/{task_id}`` until
+``succeeded`` (with ``content.video_url``). The status route must match the create route, so
+each snapshot records its route (``"image"`` or ``"video"``) in :attr:`JobData.route`.
+
+A stored task id does not tell its route: :meth:`WorldRouter.job_for_id` reads an image task
+unless told ``kind="video"``, and :meth:`WorldRouter.fallback_kinds` names the video route as
+the one to try when the image route answers 404.
 
 A submit body without ``status`` is taken as ``queued`` (the task is accepted; its id must
 not be lost), while a poll body without ``status`` is a protocol error.
@@ -51,7 +52,7 @@ class WorldRouter(Dialect):
     default_hosts: ClassVar[Mapping[str, str]] = {"api": "https://inference-api.worldrouter.ai"}
     default_poll = PollPolicy()
     # WorldRouter documents queued, in_progress, completed, failed (and succeeded for video);
-    # running, cancelled and expired are accepted from every provider (docs/providers.md).
+    # running, cancelled and expired: the rows every provider shares (docs/providers.md).
     status_table: ClassVar[Mapping[str, JobStatus]] = {
         "queued": JobStatus.QUEUED,
         "in_progress": JobStatus.RUNNING,
