@@ -230,9 +230,9 @@ class Dialect:
         """Guard a subclass's parsing entry points and keep ``supports_cancel`` accurate.
 
         Each of ``parse_submit``, ``parse_poll``, ``parse_cancel`` and ``parse_models`` the
-        subclass defines is wrapped so that any exception other than a
-        :class:`~mediajobs.MediaJobsError` becomes a :class:`~mediajobs.ProtocolError` (with
-        the polled job's id when there is one).
+        subclass defines is wrapped (see :meth:`reading_job`) so that any exception other than
+        a :class:`~mediajobs.MediaJobsError` or a warning becomes a
+        :class:`~mediajobs.ProtocolError`, with the polled job's id when there is one.
 
         Args:
             **kwargs: Passed on to ``object.__init_subclass__``.
