@@ -20,6 +20,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     model_serializer,
 )
+from pydantic_core import PydanticSerializationError, to_json
 
 from ._types import KINDS
 
@@ -68,6 +69,15 @@ def _scrub(value: Any) -> Any:
     return value
 
 
+def _writable(dumped: Any) -> bool:
+    """Tell whether JSON-mode output holds no lone surrogate (checked by pydantic's encoder)."""
+    try:
+        to_json(dumped)
+    except PydanticSerializationError:
+        return False
+    return True
+
+
 class _Frozen(BaseModel):
     """Base of the data models: frozen, and always writable as JSON.
 
@@ -87,7 +97,9 @@ class _Frozen(BaseModel):
             if not info.mode_is_json():
                 raise
             dumped = handler(_scrub(self))
-        return _scrub(dumped) if info.mode_is_json() else dumped
+        if info.mode_is_json() and not _writable(dumped):
+            return _scrub(dumped)
+        return dumped
 
 
 class JobStatus(StrEnum):

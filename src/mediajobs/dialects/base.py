@@ -127,6 +127,9 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def load_json(content: bytes | str) -> Any:
     """Decode a JSON body, refusing what standard JSON or this package cannot carry.
 
@@ -141,12 +144,17 @@ def load_json(content: bytes | str) -> Any:
             number too long to convert, or nests deeper than :data:`MAX_JSON_DEPTH`.
     """
     try:
-        value = json.loads(content, parse_constant=_refuse_constant)
+        if isinstance(content, bytes):  # as json.loads does it
+            content = content.decode(json.detect_encoding(content), "surrogatepass")
+        value = _DECODER.decode(content)
     except RecursionError as exc:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
     except UnicodeDecodeError as exc:  # a ValueError, but its text quotes the body
         raise ValueError(f"not UTF-8 ({exc.reason})") from exc
     if not isinstance(value, (dict, list)):
+        return value
+    brackets = content.count("[") + content.count("{")
+    if brackets <= MAX_JSON_DEPTH:  # too few brackets to nest too deep: no walk needed
         return value
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
@@ -158,6 +166,18 @@ def load_json(content: bytes | str) -> Any:
                     raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
                 pending.append((child, depth + 1))
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _requestable(url: str) -> bool:
+    """Tell whether httpx can request ``url``: http(s) with a host (cached: polls repeat URLs).
+
+    Raises:
+        httpx.InvalidURL: For a URL httpx cannot parse (control characters, bad ports, …).
+        ValueError: For one it cannot encode.
+    """
+    parsed = httpx.URL(url)
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
 
 
 def _utf8(text: str) -> bool:
@@ -346,12 +366,12 @@ class Dialect:
         """
         try:
             resolved = urljoin(self.hosts[role].rstrip("/") + "/", url)
-            parsed = httpx.URL(resolved)
+            requestable = _requestable(resolved)
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
             raise ProtocolError(
                 f"malformed URL {_short(url)}", provider=self.name, field=field
             ) from exc
-        if parsed.scheme not in ("http", "https") or not parsed.host:
+        if not requestable:
             raise ProtocolError(
                 f"expected an http(s) URL, got {_short(url)}", provider=self.name, field=field
             )
