@@ -164,9 +164,9 @@ class ProtocolError(MediaJobsError):
     Attributes:
         provider: The provider's name.
         field: The field that was missing or malformed, when one can be named.
-        job_id: The job's id when it could be read before the rest failed: a submit answer
-            that names the accepted job but is otherwise out of shape still tells which
-            (paid) job exists, so it can be polled or cancelled later.
+        job_id: The job's id when known: the polled job's, or the id a submit answer named
+            before the rest of it failed. Such an answer still tells which (paid) job
+            exists, so it can be polled or cancelled later; ``None`` when no id was read.
     """
 
     def __init__(
