@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -134,3 +135,58 @@ def test_key_from_environment_or_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     ) as client:
         client.submit("image", model="m")
     assert server.seen[0].headers["X-Tiny-Key"] == "tiny-key"
+
+
+class RegionalRouter(TinyRouter):
+    """A custom dialect with constructor state, some of it derived from its hosts."""
+
+    def __init__(self, region: str = "eu", base_url: str | None = None, *, tier: int = 1) -> None:
+        super().__init__(base_url)
+        self.region = region
+        self.tier = tier
+        self.upload_url = self.url(f"/{region}/uploads")
+
+    def build_submit(
+        self, kind: str, *, model: str, prompt: str | None, params: Mapping[str, Any]
+    ) -> httpx.Request:
+        body = {"model": model, "prompt": prompt, "region": self.region, "tier": self.tier}
+        return httpx.Request("POST", self.upload_url, json=body)
+
+
+def test_with_base_url_runs_the_subclass_init_again() -> None:
+    dialect = RegionalRouter("us", tier=3)
+    moved = dialect.with_base_url("http://127.0.0.1:9")
+    assert type(moved) is RegionalRouter
+    assert (moved.region, moved.tier) == ("us", 3)
+    assert moved.upload_url == "http://127.0.0.1:9/us/uploads"
+    assert dialect.upload_url == "https://tiny.example/us/uploads"
+    positional = RegionalRouter("ap", "https://tiny-ap.example").with_base_url("http://127.0.0.1:8")
+    assert (positional.region, positional.upload_url) == ("ap", "http://127.0.0.1:8/ap/uploads")
+
+
+def test_custom_init_state_reaches_the_server_through_base_url() -> None:
+    server = TinyServer(["new"])
+    http = httpx.Client(transport=httpx.MockTransport(server))
+    with mj.Client(
+        RegionalRouter("us", tier=2), api_key="tiny-key", http_client=http, base_url="http://h:1"
+    ) as client:
+        client.submit("image", model="m", prompt="p")
+    sent = server.seen[0]
+    assert str(sent.url) == "http://h:1/us/uploads"
+    assert json.loads(sent.content) == {"model": "m", "prompt": "p", "region": "us", "tier": 2}
+
+
+class FixedRouter(TinyRouter):
+    """A custom dialect whose ``__init__`` takes no ``base_url``."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+
+def test_with_base_url_copies_a_dialect_whose_init_takes_no_base_url() -> None:
+    moved = FixedRouter("x").with_base_url("http://127.0.0.1:7")
+    assert moved.label == "x"
+    assert moved.url("/jobs") == "http://127.0.0.1:7/jobs"
+    assert moved.is_api_url("http://127.0.0.1:7/jobs/1")
+    assert not moved.is_api_url("https://tiny.example/jobs/1")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,7 +22,6 @@ from mediajobs._exceptions import (
     UnsupportedError,
 )
 from mediajobs._models import Artifact, JobData, JobErrorInfo, JobStatus
-from mediajobs.dialects import base
 from mediajobs.dialects.onerouter import OneRouter
 
 IMAGE_HOST = "https://image.onerouter.pro"
@@ -35,13 +33,6 @@ VIDEO_POLL = f"{VIDEO_HOST}/v1/videos/tasks/{TASK_ID}"
 IMAGE_POLL = f"{IMAGE_HOST}/v1/images/tasks/{TASK_ID}"
 OUTPUT = "https://storage.googleapis.com/infron_gcs/video%2Fcgt-20260328120757-nw49t.mp4"
 UTC = timezone.utc
-
-
-@pytest.fixture(autouse=True)
-def _fresh_warning_cache() -> Iterator[None]:
-    base._warned_statuses.clear()
-    yield
-    base._warned_statuses.clear()
 
 
 @pytest.fixture
@@ -480,7 +471,7 @@ def test_malformed_bodies_are_protocol_errors(dialect: OneRouter, content: bytes
         (_poll_data(urls=[VIDEO_POLL]), "urls"),
         (_poll_data(urls={"get": 5}), "get"),
         (_poll_data(outputs=OUTPUT), "outputs"),
-        (_poll_data(outputs=[{"url": OUTPUT}]), "outputs"),
+        (_poll_data(outputs=[{"url": OUTPUT}]), "outputs[0]"),
         (_poll_data(outputs=[], urls={"video": ["x"]}), "video"),
         (_poll_data(cost=0.35), "cost"),
         (_poll_data(cost={"total_cost": "0.35"}), "total_cost"),

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 import pytest
 
+import mediajobs as mj
 from mediajobs._exceptions import (
     AuthenticationError,
     PaymentRequiredError,
     ProtocolError,
     UnsupportedError,
 )
-from mediajobs._models import Artifact, JobData, JobErrorInfo, JobStatus
-from mediajobs.dialects import base
+from mediajobs._models import Artifact, JobData, JobErrorInfo, JobStatus, ModelInfo
 from mediajobs.dialects.openrouter import OpenRouter
 
 API = "https://openrouter.ai"
@@ -25,13 +25,6 @@ JOB_ID = "vid-abc123"
 JOB_URL = f"{API}/api/v1/videos/{JOB_ID}"
 CONTENT_0 = f"{API}/api/v1/videos/{JOB_ID}/content?index=0"
 CONTENT_1 = f"{API}/api/v1/videos/{JOB_ID}/content?index=1"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_warning_cache() -> Iterator[None]:
-    base._warned_statuses.clear()
-    yield
-    base._warned_statuses.clear()
 
 
 @pytest.fixture
@@ -239,6 +232,84 @@ def test_parse_poll_resolves_relative_content_urls(dialect: OpenRouter) -> None:
     assert job.artifacts[0].url == CONTENT_0
 
 
+SIGNED_0 = "https://storage.googleapis.com/or-videos/vid-abc123/0.mp4?X-Goog-Signature=ab"
+SIGNED_1 = "https://storage.googleapis.com/or-videos/vid-abc123/1.mp4?X-Goog-Signature=cd"
+
+
+def test_parse_poll_signed_urls_come_first_with_the_keyed_route_as_fallback(
+    dialect: OpenRouter,
+) -> None:
+    job = _polled(
+        dialect,
+        status="completed",
+        urls=[SIGNED_0, SIGNED_1],
+        unsigned_urls=[CONTENT_0, f"/api/v1/videos/{JOB_ID}/content?index=1"],
+        expires_at="2026-12-01T10:00:00Z",
+    )
+    assert job.artifacts == [
+        Artifact(url=SIGNED_0, index=0, media_type="video/mp4", fallback_url=CONTENT_0),
+        Artifact(url=SIGNED_1, index=1, media_type="video/mp4", fallback_url=CONTENT_1),
+    ]
+    assert not any(dialect.is_api_url(a.url) for a in job.artifacts)
+    assert all(a.fallback_url and dialect.is_api_url(a.fallback_url) for a in job.artifacts)
+    assert job.expires_at == datetime(2026, 12, 1, 10, tzinfo=timezone.utc)
+
+
+def test_parse_poll_lists_of_different_lengths_keep_every_output(dialect: OpenRouter) -> None:
+    more_signed = _polled(
+        dialect, status="completed", urls=[SIGNED_0, SIGNED_1], unsigned_urls=[CONTENT_0]
+    )
+    assert [(a.url, a.fallback_url) for a in more_signed.artifacts] == [
+        (SIGNED_0, CONTENT_0),
+        (SIGNED_1, None),
+    ]
+    more_keyed = _polled(
+        dialect, status="completed", urls=[SIGNED_0], unsigned_urls=[CONTENT_0, CONTENT_1]
+    )
+    assert [(a.url, a.fallback_url) for a in more_keyed.artifacts] == [
+        (SIGNED_0, CONTENT_0),
+        (CONTENT_1, None),
+    ]
+
+
+def test_parse_poll_without_signed_urls_has_no_fallback(dialect: OpenRouter) -> None:
+    job = _polled(dialect, status="completed", unsigned_urls=[CONTENT_0])
+    assert job.artifacts[0].fallback_url is None
+    assert job.expires_at is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"urls": SIGNED_0}, "urls"),
+        ({"urls": [SIGNED_0, 7]}, "urls[1]"),
+        ({"urls": ["https://[bad"]}, "urls[0]"),
+        ({"expires_at": "next week"}, "expires_at"),
+    ],
+)
+def test_parse_poll_signed_urls_out_of_shape(
+    dialect: OpenRouter, extra: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        _polled(dialect, status="completed", unsigned_urls=[CONTENT_0], **extra)
+    assert info.value.field == field
+
+
+def test_signed_urls_survive_to_dict_and_job_from_dict(dialect: OpenRouter) -> None:
+    job = _polled(
+        dialect,
+        status="completed",
+        urls=[SIGNED_0],
+        unsigned_urls=[CONTENT_0],
+        expires_at=1796126400,
+    )
+    with mj.Client("openrouter", api_key="k") as client:
+        handle = client.job_from_dict(job.model_dump(mode="json"))
+        again = client.job_from_dict(json.loads(json.dumps(handle.to_dict())))
+    assert again.artifacts == job.artifacts
+    assert again.expires_at == job.expires_at == datetime.fromtimestamp(1796126400, timezone.utc)
+
+
 def test_parse_poll_integer_and_null_cost(dialect: OpenRouter) -> None:
     assert _polled(dialect, status="completed", usage={"cost": 2, "is_byok": True}).cost == 2.0
     byok = _polled(dialect, status="completed", usage={"cost": None, "is_byok": True})
@@ -331,7 +402,7 @@ def test_malformed_bodies_are_protocol_errors(dialect: OpenRouter, content: byte
         ({"id": JOB_ID, "status": 3}, "status"),
         ({"id": JOB_ID, "status": "pending", "polling_url": ["x"]}, "polling_url"),
         ({"id": JOB_ID, "status": "completed", "unsigned_urls": CONTENT_0}, "unsigned_urls"),
-        ({"id": JOB_ID, "status": "completed", "unsigned_urls": [0]}, "unsigned_urls"),
+        ({"id": JOB_ID, "status": "completed", "unsigned_urls": [0]}, "unsigned_urls[0]"),
         ({"id": JOB_ID, "status": "completed", "usage": [0.05]}, "usage"),
         ({"id": JOB_ID, "status": "completed", "usage": {"cost": "0.05"}}, "cost"),
         ({"id": JOB_ID, "status": "completed", "usage": {"cost": True}}, "cost"),
@@ -381,8 +452,40 @@ def test_parse_models(dialect: OpenRouter) -> None:
     second = {**MODEL_ENTRY, "id": "kling/v2", "name": "Kling"}
     response = _response(200, {"data": [MODEL_ENTRY, second]}, url=f"{API}/api/v1/videos/models")
     models = dialect.parse_models(response)
-    assert [m["id"] for m in models] == ["google/veo-3.1", "kling/v2"]
-    assert models[0] == MODEL_ENTRY
+    assert [m.id for m in models] == ["google/veo-3.1", "kling/v2"]
+    assert models[0] == ModelInfo(
+        id="google/veo-3.1",
+        name="Veo 3.1",
+        kinds=("video",),
+        durations=(4, 6, 8),
+        resolutions=("720p", "1080p"),
+        aspect_ratios=("16:9", "9:16"),
+        sizes=(),
+        raw=MODEL_ENTRY,
+    )
+    assert models[1].name == "Kling"
+    assert models[1].raw == second
+    with pytest.raises(ValueError):
+        models[0].id = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({**MODEL_ENTRY, "id": None}, "data[1].id"),
+        ({**MODEL_ENTRY, "name": 3}, "data[1].name"),
+        ({**MODEL_ENTRY, "supported_durations": "4,6"}, "data[1].supported_durations"),
+        ({**MODEL_ENTRY, "supported_durations": [4, "6"]}, "data[1].supported_durations[1]"),
+        ({**MODEL_ENTRY, "supported_durations": [True]}, "data[1].supported_durations[0]"),
+        ({**MODEL_ENTRY, "supported_sizes": [1280]}, "data[1].supported_sizes[0]"),
+    ],
+)
+def test_parse_models_entry_out_of_shape_names_entry_and_field(
+    dialect: OpenRouter, entry: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        dialect.parse_models(_response(200, {"data": [MODEL_ENTRY, entry]}))
+    assert info.value.field == field
 
 
 def test_parse_models_empty_list(dialect: OpenRouter) -> None:

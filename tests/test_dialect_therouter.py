@@ -15,7 +15,6 @@ from mediajobs._exceptions import (
     UnsupportedError,
 )
 from mediajobs._models import Artifact, JobData, JobStatus
-from mediajobs.dialects import base
 from mediajobs.dialects.therouter import TheRouter
 
 API = "https://api.therouter.ai"
@@ -59,11 +58,6 @@ DOCUMENTED_STATUSES = {
     "cancelled": JobStatus.CANCELLED,
     "expired": JobStatus.EXPIRED,
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_warning_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(base, "_warned_statuses", set())
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from mediajobs._exceptions import (
     UnsupportedError,
 )
 from mediajobs._models import Artifact, JobData, JobStatus
-from mediajobs.dialects import base
 from mediajobs.dialects.worldrouter import WorldRouter
 
 API = "https://inference-api.worldrouter.ai"
@@ -51,11 +50,6 @@ DOCUMENTED_STATUSES = {
     "cancelled": JobStatus.CANCELLED,
     "expired": JobStatus.EXPIRED,
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_warning_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(base, "_warned_statuses", set())
 
 
 @pytest.fixture

@@ -79,3 +79,90 @@ def test_job_data_is_frozen() -> None:
     data = mj.JobData(id="x", provider="p", status=mj.JobStatus.QUEUED, raw_status="queued")
     with pytest.raises(ValueError):
         data.id = "y"  # type: ignore[misc]
+
+
+def test_lone_surrogates_anywhere_still_serialize_to_json() -> None:
+    data = mj.JobData(
+        id="x",
+        provider="p",
+        status=mj.JobStatus.FAILED,
+        raw_status="odd\ud800",
+        artifacts=[mj.Artifact(url="https://s.example/a", index=0, media_type="\udfff")],
+        error=mj.JobErrorInfo(message="broke \ud83d"),
+        usage={"n\udc00": 1},
+        raw={"outer": {"in\ud800ner": ["a\udfffb", {"k": "\ud800"}]}, "ok": "fine ✓"},
+    )
+    dumped = data.model_dump(mode="json")
+    text = json.dumps(dumped, ensure_ascii=False)
+    text.encode("utf-8")  # writable as UTF-8: no surrogate left
+    assert dumped["raw"] == {
+        "outer": {"in\ufffdner": ["a\ufffdb", {"k": "\ufffd"}]},
+        "ok": "fine ✓",
+    }
+    assert dumped["raw_status"] == "odd\ufffd"
+    assert dumped["error"]["message"] == "broke \ufffd"
+    assert dumped["artifacts"][0]["media_type"] == "\ufffd"
+    assert dumped["usage"] == {"n\ufffd": 1}
+    again = mj.JobData.model_validate(json.loads(text))
+    assert again.raw["outer"]["in\ufffdner"] == ["a\ufffdb", {"k": "\ufffd"}]
+    assert data.raw["outer"]["in\ud800ner"] == ["a\udfffb", {"k": "\ud800"}]  # kept in memory
+    assert data.model_dump()["raw_status"] == "odd\ud800"  # python mode leaves values alone
+
+
+def test_job_to_dict_with_a_lone_surrogate_in_a_nested_key() -> None:
+    client = mj.Client("therouter", api_key="k")
+    data = mj.JobData(
+        id="img_1",
+        provider="therouter",
+        status=mj.JobStatus.QUEUED,
+        raw_status="queued",
+        raw={"meta": {"\ud800": 1}},
+    )
+    job = client.job_from_dict(data.model_dump())
+    as_dict = job.to_dict()
+    assert as_dict["raw"] == {"meta": {"\ufffd": 1}}
+    assert client.job_from_dict(json.loads(json.dumps(as_dict))).id == "img_1"
+    client.close()
+
+
+def test_artifact_fallback_url_round_trips() -> None:
+    artifact = mj.Artifact(
+        url="https://storage.example/v.mp4?sig=1",
+        index=0,
+        media_type="video/mp4",
+        fallback_url="https://openrouter.ai/api/v1/videos/v1/content?index=0",
+    )
+    assert mj.Artifact.model_validate(json.loads(json.dumps(artifact.model_dump(mode="json")))) == (
+        artifact
+    )
+    assert mj.Artifact(url="https://x/", index=1).fallback_url is None
+
+
+def test_model_info_is_frozen_and_round_trips() -> None:
+    info = mj.ModelInfo(
+        id="google/veo-3.1",
+        name="Veo",
+        kinds=("video",),
+        durations=(4, 8),
+        raw={"id": "google/veo-3.1", "pricing_skus": {"per_second": "0.5"}},
+    )
+    assert mj.ModelInfo.model_validate(json.loads(json.dumps(info.model_dump(mode="json")))) == (
+        info
+    )
+    assert info.resolutions == () and info.sizes == ()
+    with pytest.raises(ValueError):
+        info.name = "other"  # type: ignore[misc]
+
+
+def test_lone_surrogates_in_values_only_are_replaced_too() -> None:
+    data = mj.JobData(
+        id="x",
+        provider="p",
+        status=mj.JobStatus.QUEUED,
+        raw_status="queued",
+        raw={"url": "https://api.example/\ud800", "list": ["\udfff"]},
+    )
+    dumped = data.model_dump(mode="json")
+    assert dumped["raw"] == {"url": "https://api.example/\ufffd", "list": ["\ufffd"]}
+    assert "\\ud800" not in data.model_dump_json()
+    data.model_dump_json().encode("utf-8")

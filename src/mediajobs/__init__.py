@@ -47,7 +47,8 @@ from ._version import __version__
 # and the dialects.
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("AsyncClient", "AsyncJob", "Client", "Job"), "_client"),
-    **dict.fromkeys(("Artifact", "JobData", "JobErrorInfo", "JobStatus"), "_models"),
+    **dict.fromkeys(("Artifact", "JobData", "JobErrorInfo", "JobStatus", "ModelInfo"), "_models"),
+    **dict.fromkeys(("Kind", "ProviderName"), "_types"),
     **dict.fromkeys(("PollPolicy", "RetryPolicy"), "_policy"),
     **dict.fromkeys(("Dialect", "UnknownStatusWarning"), "dialects"),
     **dict.fromkeys(("JobStore", "StoredFile", "StoredJob"), "_store"),
@@ -56,9 +57,10 @@ _LAZY: dict[str, str] = {
 
 if _typing.TYPE_CHECKING:
     from ._client import AsyncClient, AsyncJob, Client, Job
-    from ._models import Artifact, JobData, JobErrorInfo, JobStatus
+    from ._models import Artifact, JobData, JobErrorInfo, JobStatus, ModelInfo
     from ._policy import PollPolicy, RetryPolicy
     from ._store import JobStore, StoredFile, StoredJob
+    from ._types import Kind, ProviderName
     from ._webhooks import WebhookEvent
     from .dialects import Dialect, UnknownStatusWarning
 
@@ -85,12 +87,15 @@ __all__ = [
     "JobFailedError",
     "JobStatus",
     "JobStore",
+    "Kind",
     "MediaJobsError",
+    "ModelInfo",
     "NotFoundError",
     "PaymentRequiredError",
     "PermissionDeniedError",
     "PollPolicy",
     "ProtocolError",
+    "ProviderName",
     "RateLimitError",
     "RetryPolicy",
     "ServerError",

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -39,10 +39,11 @@ from ._flows import (
 )
 from ._inputs import read_inputs
 from ._jobs import AsyncJob, Job
-from ._models import JobData
+from ._models import JobData, ModelInfo
 from ._policy import PollPolicy, RetryPolicy
 from ._settings import Settings
 from ._steps import Flow
+from ._types import Kind, ProviderName
 from ._version import __version__
 from .dialects import DIALECTS, Dialect
 
@@ -51,9 +52,7 @@ __all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobKind", "ProviderName"
 T = TypeVar("T")
 J = TypeVar("J", Job, AsyncJob)
 
-ProviderName = Literal["therouter", "worldrouter", "openrouter", "onerouter"]
-"""The built-in providers (any other is passed as a :class:`~mediajobs.dialects.Dialect`)."""
-JobKind = Literal["image", "image_edit", "video", "speech", "transcription"]
+JobKind = Kind
 """The job kinds of the built-in providers (a custom dialect may offer others)."""
 
 DEFAULT_TIMEOUT = 60.0
@@ -407,11 +406,11 @@ class Client(_BaseClient[Job]):
         finally:
             files.cleanup()
 
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[ModelInfo]:
         """List the provider's models (OpenRouter video models).
 
         Returns:
-            The model entries as dictionaries.
+            The model entries, typed (each keeps the entry as sent in ``raw``).
 
         Raises:
             UnsupportedError: Where the provider has no listing.
@@ -678,11 +677,11 @@ class AsyncClient(_BaseClient[AsyncJob]):
         finally:
             files.cleanup()
 
-    async def models(self) -> list[dict[str, Any]]:
+    async def models(self) -> list[ModelInfo]:
         """List the provider's models (OpenRouter video models).
 
         Returns:
-            The model entries as dictionaries.
+            The model entries, typed (each keeps the entry as sent in ``raw``).
 
         Raises:
             UnsupportedError: Where the provider has no listing.

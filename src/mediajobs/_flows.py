@@ -32,7 +32,7 @@ from ._exceptions import (
     translate,
     wait_timeout_error,
 )
-from ._models import JobData
+from ._models import JobData, ModelInfo
 from ._policy import PollPolicy, RetryPolicy, parse_retry_after
 from ._retry import (
     RETRYABLE_STATUS,
@@ -285,7 +285,7 @@ def cancel_flow(settings: Settings, job: H) -> Flow[H]:
     return job
 
 
-def models_flow(settings: Settings) -> Flow[list[dict[str, Any]]]:
+def models_flow(settings: Settings) -> Flow[list[ModelInfo]]:
     """List the provider's models.
 
     Args:

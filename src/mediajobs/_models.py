@@ -12,9 +12,28 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+from pydantic_core import PydanticSerializationError, to_json
 
-__all__ = ["Artifact", "JobData", "JobErrorInfo", "JobKind", "JobStatus", "parse_time"]
+from ._types import KINDS
+
+__all__ = [
+    "KINDS",
+    "Artifact",
+    "JobData",
+    "JobErrorInfo",
+    "JobKind",
+    "JobStatus",
+    "ModelInfo",
+    "parse_time",
+]
 
 if sys.version_info >= (3, 11):  # pragma: no cover - depends on the interpreter
     from enum import StrEnum
@@ -30,7 +49,57 @@ else:  # pragma: no cover - depends on the interpreter
 JobKind = str
 """One of ``"image"``, ``"image_edit"``, ``"video"``, ``"speech"``, ``"transcription"``."""
 
-KINDS: tuple[str, ...] = ("image", "image_edit", "video", "speech", "transcription")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scrub(value: Any) -> Any:
+    """Return ``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, Enum):
+        return value
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, BaseModel):
+        return value.model_copy(
+            update={name: _scrub(getattr(value, name)) for name in type(value).model_fields}
+        )
+    if isinstance(value, dict):
+        return {_scrub(key): _scrub(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(item) for item in value)
+    return value
+
+
+def _writable(dumped: Any) -> bool:
+    """Tell whether JSON-mode output holds no lone surrogate (checked by pydantic's encoder)."""
+    try:
+        to_json(dumped)
+    except PydanticSerializationError:
+        return False
+    return True
+
+
+class _Frozen(BaseModel):
+    """Base of the data models: frozen, and always writable as JSON.
+
+    A provider may send a lone surrogate (U+D800 to U+DFFF, unpaired) in a JSON string, which
+    Python decodes but no UTF-8 encoder can write. Such characters are kept as received in memory;
+    in JSON mode (``model_dump(mode="json")``, ``job.to_dict()``) they become U+FFFD, so a
+    snapshot can always be stored and sent on.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        try:
+            dumped = handler(self)
+        except UnicodeEncodeError:  # a surrogate in a dictionary key
+            if not info.mode_is_json():
+                raise
+            dumped = handler(_scrub(self))
+        if info.mode_is_json() and not _writable(dumped):
+            return _scrub(dumped)
+        return dumped
 
 
 class JobStatus(StrEnum):
@@ -54,10 +123,8 @@ _TERMINAL = frozenset(
 )
 
 
-class Artifact(BaseModel):
+class Artifact(_Frozen):
     """One output file of a job."""
-
-    model_config = ConfigDict(frozen=True)
 
     url: str
     """Where the bytes are: a provider content URL or a pre-signed storage URL."""
@@ -65,12 +132,15 @@ class Artifact(BaseModel):
     """The artifact's position among the job's outputs (0-based)."""
     media_type: str | None = None
     """The MIME type when the provider says or the URL implies it."""
+    fallback_url: str | None = None
+    """A second source of the same bytes, tried when ``url`` fails (403, 404, or a
+    connection error after retries). Set when ``url`` is a signed storage URL that needs no
+    credentials and the provider also offers a content route on its API host that needs the
+    key (OpenRouter's ``urls[i]`` beside ``unsigned_urls[i]``); ``None`` otherwise."""
 
 
-class JobErrorInfo(BaseModel):
+class JobErrorInfo(_Frozen):
     """Why a job failed, as the provider put it."""
-
-    model_config = ConfigDict(frozen=True)
 
     message: str
     """The provider's message."""
@@ -78,10 +148,8 @@ class JobErrorInfo(BaseModel):
     """The provider's error code, when it gave one."""
 
 
-class JobData(BaseModel):
+class JobData(_Frozen):
     """An immutable snapshot of a job, normalized across providers."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     """The provider's job id."""
@@ -135,6 +203,32 @@ class JobData(BaseModel):
 
 
 _ALL_FIELDS: set[str] = set(JobData.model_fields)
+
+
+class ModelInfo(_Frozen):
+    """One entry of a provider's model listing (``client.models()``).
+
+    The typed fields hold what the provider's listing states; a value it leaves out (or sends
+    as ``null``) is an empty tuple or ``None``. Everything else the entry carries (pricing,
+    flags) stays in :attr:`raw`.
+    """
+
+    id: str
+    """The model id, as passed to ``client.submit(..., model=...)``."""
+    name: str | None = None
+    """The human-readable name, when given."""
+    kinds: tuple[str, ...] = ()
+    """The job kinds the model serves (``"video"``, …)."""
+    durations: tuple[int, ...] = ()
+    """Supported output durations in seconds."""
+    resolutions: tuple[str, ...] = ()
+    """Supported resolutions (``"720p"``, …)."""
+    aspect_ratios: tuple[str, ...] = ()
+    """Supported aspect ratios (``"16:9"``, …)."""
+    sizes: tuple[str, ...] = ()
+    """Supported sizes as ``"WxH"``."""
+    raw: dict[str, Any] = Field(default_factory=dict)
+    """The entry exactly as the provider sent it."""
 
 
 _NAIVE_SPACE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")

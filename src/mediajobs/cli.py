@@ -1130,7 +1130,7 @@ def _cmd_cancel(args: argparse.Namespace, out: _Output) -> int:
 def _cmd_models(args: argparse.Namespace, out: _Output) -> int:
     with _make_client(args) as client:
         out.concern(client.provider)
-        models = client.models()
+        models = [model.raw for model in client.models()]
     if out.json:
         out.emit({"models": models})
         return EXIT_OK

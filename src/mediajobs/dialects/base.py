@@ -6,14 +6,25 @@ credentials; the lifecycle flows do that, asking :meth:`Dialect.is_api_url` wher
 
 To add a provider without forking, subclass :class:`Dialect` and pass an instance as
 ``provider=`` to a client (``tests/test_custom_dialect.py`` shows a complete one).
+
+Whatever a server sends, the parsing entry points (``parse_submit``, ``parse_poll``,
+``parse_cancel``, ``parse_models``, in built-in and custom dialects alike) raise only
+:class:`~mediajobs.APIError` or :class:`~mediajobs.ProtocolError`: the helpers here check
+types, nesting depth (:data:`MAX_JSON_DEPTH`), ids and URLs, and any other exception a body
+provokes is turned into a ``ProtocolError`` at the entry point.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
+import inspect
 import json
+import math
 import posixpath
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -21,23 +32,40 @@ import httpx
 
 from .._exceptions import (
     ConfigurationError,
+    MediaJobsError,
     ProtocolError,
     UnsupportedError,
     error_class_for_status,
 )
-from .._models import Artifact, JobData, JobErrorInfo, JobStatus, parse_time
+from .._models import Artifact, JobData, JobErrorInfo, JobStatus, ModelInfo, parse_time
 from .._policy import PollPolicy
 
 __all__ = [
     "EXTENSION_MEDIA_TYPES",
+    "MAX_JSON_DEPTH",
     "Dialect",
     "UnknownStatusWarning",
     "is_input_file",
+    "load_json",
     "media_type_of",
     "origin_of",
 ]
 
 T = TypeVar("T")
+D = TypeVar("D", bound="Dialect")
+
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of arrays and objects a response body may have.
+
+The providers' bodies are a few levels deep; a deeper one is refused as a
+:class:`~mediajobs.ProtocolError` (an error body is then kept as text), so no later step
+(serializing a snapshot, redacting an error body) can exhaust the stack on it."""
+
+_MAX_WARNED_STATUSES = 64
+"""Distinct unknown statuses one dialect instance warns about; later ones pass silently."""
+
+_PARSERS = ("parse_submit", "parse_poll", "parse_cancel", "parse_models")
+"""The parsing entry points guarded in every subclass (see :meth:`Dialect.__init_subclass__`)."""
 
 _MISSING = object()
 
@@ -95,7 +123,83 @@ class UnknownStatusWarning(UserWarning):
     """A provider sent a status no table knows; the job is treated as still running."""
 
 
-_warned_statuses: set[tuple[str, str]] = set()
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def load_json(content: bytes | str) -> Any:
+    """Decode a JSON body, refusing what standard JSON or this package cannot carry.
+
+    Args:
+        content: The body.
+
+    Returns:
+        The decoded value.
+
+    Raises:
+        ValueError: If the body is not JSON (``NaN`` and ``Infinity`` included), holds a
+            number too long to convert, or nests deeper than :data:`MAX_JSON_DEPTH`.
+    """
+    try:
+        if isinstance(content, bytes):  # as json.loads does it
+            content = content.decode(json.detect_encoding(content), "surrogatepass")
+        value = _DECODER.decode(content)
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except UnicodeDecodeError as exc:  # a ValueError, but its text quotes the body
+        raise ValueError(f"not UTF-8 ({exc.reason})") from exc
+    if not isinstance(value, (dict, list)):
+        return value
+    brackets = content.count("[") + content.count("{")
+    if brackets <= MAX_JSON_DEPTH:  # too few brackets to nest too deep: no walk needed
+        return value
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_JSON_DEPTH:
+                    raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+                pending.append((child, depth + 1))
+    return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _requestable(url: str) -> bool:
+    """Tell whether httpx can request ``url``: http(s) with a host (cached: polls repeat URLs).
+
+    Raises:
+        httpx.InvalidURL: For a URL httpx cannot parse (control characters, bad ports, …).
+        ValueError: For one it cannot encode.
+    """
+    parsed = httpx.URL(url)
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
+def _utf8(text: str) -> bool:
+    """Tell whether a string can be written as UTF-8 (it holds no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _guarded(method: Callable[..., T]) -> Callable[..., T]:
+    """Wrap a parsing entry point so only ``APIError``/``ProtocolError`` leave it."""
+
+    @functools.wraps(method)
+    def guarded(self: Dialect, *args: Any, **kwargs: Any) -> T:
+        previous = kwargs.get("previous")
+        with self.reading_job(previous.id if isinstance(previous, JobData) else None):
+            return method(self, *args, **kwargs)
+
+    guarded.__dict__["_mediajobs_guarded"] = True
+    return guarded
 
 
 def origin_of(url: str | httpx.URL) -> tuple[str, str, int | None]:
@@ -127,7 +231,8 @@ class Dialect:
         default_poll: The default :class:`~mediajobs.PollPolicy` (from provider guidance).
         status_table: Raw status → normalized status, a literal table.
         file_params: Submit parameters that carry input files (read by the client).
-        supports_cancel: Whether :meth:`build_cancel` is implemented.
+        supports_cancel: Whether :meth:`build_cancel` is implemented. A subclass that does
+            not set it gets ``True`` exactly when it (or a base) overrides ``build_cancel``.
     """
 
     name: ClassVar[str] = "custom"
@@ -139,6 +244,41 @@ class Dialect:
     file_params: ClassVar[frozenset[str]] = frozenset({"image", "file", "mask"})
     supports_cancel: ClassVar[bool] = False
 
+    _init_args: tuple[tuple[Any, ...], dict[str, Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Guard a subclass's parsing entry points and keep ``supports_cancel`` accurate.
+
+        Each of ``parse_submit``, ``parse_poll``, ``parse_cancel`` and ``parse_models`` the
+        subclass defines is wrapped (see :meth:`reading_job`) so that any exception other than
+        a :class:`~mediajobs.MediaJobsError` or a warning becomes a
+        :class:`~mediajobs.ProtocolError`, with the polled job's id when there is one.
+
+        Args:
+            **kwargs: Passed on to ``object.__init_subclass__``.
+        """
+        super().__init_subclass__(**kwargs)
+        for name in _PARSERS:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_mediajobs_guarded", False):
+                setattr(cls, name, _guarded(method))
+        if "supports_cancel" not in cls.__dict__:
+            cls.supports_cancel = cls.build_cancel is not Dialect.build_cancel
+
+    def __new__(cls: type[D], *args: Any, **kwargs: Any) -> D:
+        """Create the instance, remembering its constructor arguments for :meth:`with_base_url`.
+
+        Args:
+            *args: The constructor's positional arguments.
+            **kwargs: The constructor's keyword arguments.
+
+        Returns:
+            The new, uninitialized instance.
+        """
+        self = super().__new__(cls)
+        self._init_args = (args, kwargs)
+        return self
+
     def __init__(self, base_url: str | None = None) -> None:
         """Create the dialect.
 
@@ -148,6 +288,10 @@ class Dialect:
         Raises:
             ConfigurationError: If ``base_url`` is not an absolute http(s) URL.
         """
+        self._set_base_url(base_url)
+        self._warned_statuses: set[str] = set()
+
+    def _set_base_url(self, base_url: str | None) -> None:
         self.base_url = _check_base_url(base_url) if base_url is not None else None
         self.hosts: dict[str, str] = {
             role: (self.base_url or origin) for role, origin in self.default_hosts.items()
@@ -157,8 +301,13 @@ class Dialect:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
-    def with_base_url(self, base_url: str | None) -> Dialect:
+    def with_base_url(self: D, base_url: str | None) -> D:
         """Return a copy of this dialect whose hosts are all replaced by ``base_url``.
+
+        The copy is made by calling the class again with the arguments this instance was
+        created with and ``base_url`` replaced, so a subclass's ``__init__`` runs and what it
+        derives from the hosts follows them. A subclass whose ``__init__`` takes no
+        ``base_url`` is copied instead and only its hosts are replaced.
 
         Args:
             base_url: The new base URL, or ``None`` to keep this one's hosts.
@@ -171,9 +320,19 @@ class Dialect:
         """
         if base_url is None:
             return self
-        clone = type(self).__new__(type(self))
-        clone.__dict__.update(self.__dict__)
-        Dialect.__init__(clone, base_url)
+        args, kwargs = getattr(self, "_init_args", ((), {}))
+        signature = inspect.signature(type(self).__init__)
+        if "base_url" in signature.parameters:
+            try:
+                bound = signature.bind(self, *args, **kwargs)
+            except TypeError:
+                pass
+            else:
+                bound.arguments["base_url"] = base_url
+                return type(self)(*bound.args[1:], **bound.kwargs)
+        clone = copy.copy(self)
+        clone._set_base_url(base_url)
+        clone._warned_statuses = set()
         return clone
 
     # ----------------------------------------------------------------- URLs and credentials
@@ -190,17 +349,33 @@ class Dialect:
         """
         return self.hosts[role].rstrip("/") + path
 
-    def resolve(self, url: str, role: str = "api") -> str:
-        """Resolve a server-given URL (absolute or relative) against a host.
+    def resolve(self, url: str, role: str = "api", *, field: str | None = None) -> str:
+        """Resolve a server-given URL (absolute or relative) against a host, checking it.
 
         Args:
             url: The URL as the server sent it.
             role: The host relative URLs are resolved against.
+            field: The field the URL came from, named in the error.
 
         Returns:
             The absolute URL.
+
+        Raises:
+            ProtocolError: If the result is not a well-formed http(s) URL with a host (bad
+                brackets, control characters, unencodable characters, another scheme).
         """
-        return urljoin(self.hosts[role].rstrip("/") + "/", url)
+        try:
+            resolved = urljoin(self.hosts[role].rstrip("/") + "/", url)
+            requestable = _requestable(resolved)
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            raise ProtocolError(
+                f"malformed URL {_short(url)}", provider=self.name, field=field
+            ) from exc
+        if not requestable:
+            raise ProtocolError(
+                f"expected an http(s) URL, got {_short(url)}", provider=self.name, field=field
+            )
+        return resolved
 
     def get_request(self, server_url: str | None, path: str, role: str = "api") -> httpx.Request:
         """Build a GET of a server-given URL when it is on an API host, else of ``path``.
@@ -218,9 +393,13 @@ class Dialect:
             The request, without credentials.
         """
         if server_url:
-            request = httpx.Request("GET", server_url)
-            if self.is_api_url(request.url):
-                return request
+            try:
+                request = httpx.Request("GET", server_url)
+            except (httpx.InvalidURL, ValueError):
+                pass  # a stored snapshot may hold anything: use the documented route
+            else:
+                if self.is_api_url(request.url):
+                    return request
         return httpx.Request("GET", self.url(path, role))
 
     def is_api_url(self, url: str | httpx.URL) -> bool:
@@ -370,10 +549,10 @@ class Dialect:
             A queued snapshot with an empty ``raw``.
 
         Raises:
-            ConfigurationError: If the id is empty.
+            ConfigurationError: If the id is empty or not writable as UTF-8.
         """
-        if not job_id or not isinstance(job_id, str):
-            raise ConfigurationError("a job id must be a non-empty string")
+        if not job_id or not isinstance(job_id, str) or not _utf8(job_id):
+            raise ConfigurationError("a job id must be a non-empty UTF-8 string")
         return JobData(
             id=job_id,
             provider=self.name,
@@ -382,6 +561,23 @@ class Dialect:
             kind=kind,
             model=model,
         )
+
+    def fallback_kinds(self, kind: str | None) -> tuple[str, ...]:
+        """Return the kinds whose status route to try when a stored id's first route says 404.
+
+        Some providers read each kind of job on its own route, and a stored id does not say
+        which. :meth:`job_for_id` without a kind picks the likelier route; when that answers
+        404, the caller may rebuild the placeholder with ``job_for_id(id, kind=k)`` for each
+        ``k`` returned here, in order (for the built-in dialects, at most one).
+
+        Args:
+            kind: The kind the placeholder was built with (``None`` when unknown).
+
+        Returns:
+            The kinds to try next; empty when the kind was known or every kind shares one
+            status route (the default).
+        """
+        return ()
 
     def build_models(self) -> httpx.Request:
         """Build the request that lists models.
@@ -394,14 +590,14 @@ class Dialect:
         """
         raise UnsupportedError(f"{self.name} has no model listing")
 
-    def parse_models(self, response: httpx.Response) -> list[dict[str, Any]]:
+    def parse_models(self, response: httpx.Response) -> list[ModelInfo]:
         """Turn the models response into a list of model entries.
 
         Args:
             response: The response (body read).
 
         Returns:
-            The entries as dictionaries.
+            The entries, typed (each keeps the entry as sent in ``raw``).
 
         Raises:
             UnsupportedError: Where the provider has no model listing.
@@ -427,7 +623,8 @@ class Dialect:
         """Map a raw status through :attr:`status_table`.
 
         An unknown status is treated as running (the wait's deadline still applies) and warned
-        about once per provider and value with :class:`UnknownStatusWarning`.
+        about with :class:`UnknownStatusWarning` once per value and dialect instance (that is,
+        per client), for the first few dozen distinct values.
 
         Args:
             raw: The status as sent.
@@ -440,11 +637,11 @@ class Dialect:
             status = self.status_table.get(raw.lower()) if isinstance(raw, str) else None
         if status is not None:
             return status
-        key = (self.name, raw)
-        if key not in _warned_statuses:
-            _warned_statuses.add(key)
+        warned = self._warned_statuses
+        if raw not in warned and len(warned) < _MAX_WARNED_STATUSES:
+            warned.add(raw)
             warnings.warn(
-                f"{self.name} sent unknown job status {raw!r}; treating it as still running",
+                f"{self.name} sent unknown job status {_short(raw)}; treating it as still running",
                 UnknownStatusWarning,
                 stacklevel=2,
             )
@@ -485,10 +682,11 @@ class Dialect:
             ProtocolError: If the body is not a JSON object.
         """
         try:
-            data = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError) as exc:
+            data = load_json(response.content)
+        except ValueError as exc:
             raise ProtocolError(
-                f"response to {response.request.method} {_path(response)} is not valid JSON",
+                f"response to {response.request.method} {_path(response)} is not valid JSON"
+                f" ({_short(str(exc))})",
                 provider=self.name,
             ) from exc
         if not isinstance(data, dict):
@@ -514,15 +712,22 @@ class Dialect:
             The value.
 
         Raises:
-            ProtocolError: If the field is absent (and no default) or has the wrong type.
+            ProtocolError: If the field is absent (and no default), has the wrong type, or
+                is a float that is not finite or an int too large for one.
         """
         value = data.get(name) if isinstance(data, Mapping) else None
         if value is None:
             if default is not _MISSING:
                 return default  # type: ignore[no-any-return]
             raise ProtocolError("missing field", provider=self.name, field=name)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)  # type: ignore[return-value]
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise ProtocolError("expected a finite number", provider=self.name, field=name)
+            return number  # type: ignore[return-value]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ProtocolError(
                 f"expected {kind.__name__}, got {type(value).__name__}",
@@ -530,6 +735,94 @@ class Dialect:
                 field=name,
             )
         return value
+
+    def list_field(self, data: Mapping[str, Any], name: str, kind: type[T]) -> tuple[T, ...]:
+        """Read an optional list field whose items all have one type.
+
+        Args:
+            data: The payload.
+            name: The field name.
+            kind: The items' type (``int`` accepts no ``bool``).
+
+        Returns:
+            The items; empty when the field is absent or ``null``.
+
+        Raises:
+            ProtocolError: If the field is not a list or an item has another type.
+        """
+        items: list[Any] = self.field(data, name, list, default=[])
+        for index, item in enumerate(items):
+            if not isinstance(item, kind) or (kind is int and isinstance(item, bool)):
+                raise ProtocolError(
+                    f"expected {kind.__name__}, got {type(item).__name__}",
+                    provider=self.name,
+                    field=f"{name}[{index}]",
+                )
+        return tuple(items)
+
+    def job_id(self, data: Mapping[str, Any], name: str) -> str:
+        """Read a job id: a non-empty string that can be written as UTF-8.
+
+        Args:
+            data: The payload.
+            name: The field name.
+
+        Returns:
+            The id.
+
+        Raises:
+            ProtocolError: If the id is absent, empty, not a string or holds a lone
+                surrogate (it could go neither into a URL nor into a file name).
+        """
+        value = self.field(data, name, str)
+        if not value or not _utf8(value):
+            raise ProtocolError(f"unusable job id {_short(value)}", provider=self.name, field=name)
+        return value
+
+    @contextlib.contextmanager
+    def reading_job(self, job_id: str | None) -> Iterator[None]:
+        """Attach a job id to any failure of the block, as :attr:`ProtocolError.job_id`.
+
+        A submit answer that names the new job but is otherwise out of shape must not lose the
+        id: the job exists (and may be paid for). Use it around the rest of ``parse_submit``
+        once the id is read. Any exception but a :class:`~mediajobs.MediaJobsError` (or a
+        warning the warning filters turned into an error) becomes a ``ProtocolError``.
+
+        Args:
+            job_id: The id read so far, if any.
+
+        Yields:
+            Nothing.
+
+        Raises:
+            ProtocolError: For any failure in the block other than an ``APIError``.
+        """
+        try:
+            yield
+        except ProtocolError as exc:
+            if exc.job_id is None:
+                exc.job_id = job_id
+            raise
+        except (MediaJobsError, Warning):  # a warning the filters made an error stays one
+            raise
+        except Exception as exc:
+            raise self.unreadable(exc, job_id=job_id) from exc
+
+    def unreadable(self, exc: BaseException, *, job_id: str | None = None) -> ProtocolError:
+        """Return the :class:`~mediajobs.ProtocolError` for an unexpected parsing failure.
+
+        Args:
+            exc: What a body provoked (a ``RecursionError``, a ``ValueError``, …).
+            job_id: The job's id, when known.
+
+        Returns:
+            The error to raise (``from exc``).
+        """
+        return ProtocolError(
+            f"unreadable response ({type(exc).__name__}: {_short(str(exc))})",
+            provider=self.name,
+            job_id=job_id,
+        )
 
     def time_field(self, data: Mapping[str, Any], name: str) -> Any:
         """Read an optional time field in any format the providers use.
@@ -594,11 +887,26 @@ def _path(response: httpx.Response) -> str:
     return response.request.url.path
 
 
+def _short(value: Any, limit: int = 200) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters, for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _body_of(response: httpx.Response) -> Any:
     try:
-        return json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return response.text[:2000]
+        return load_json(response.content)
+    except ValueError:
+        return _text_of(response)
+
+
+def _text_of(response: httpx.Response, limit: int = 2000) -> str:
+    """Return the start of a body as text, whatever charset it claims (never raising)."""
+    head = response.content[: limit * 4]
+    try:
+        return head.decode(response.charset_encoding or "utf-8", "replace")[:limit]
+    except (LookupError, UnicodeError):  # an unknown charset, or a codec that refuses anyway
+        return head.decode("utf-8", "replace")[:limit]
 
 
 def _error_message(body: Any) -> str | None:

@@ -5,22 +5,25 @@ read with ``GET /v1/videos/tasks/{task_id}`` on the video host, an image task wi
 ``GET /v1/images/tasks/{task_id}`` on the image host. Every answer is HTTP 200 wrapping an
 envelope ``{code, message, data}`` whose ``code`` acts as the real status:
 :meth:`OneRouter.raise_for_status` reads it exactly as it reads an HTTP status. The key is
-sent raw, without ``Bearer``.
+sent raw, without ``Bearer`` (see docs/providers.md, "OneRouter").
+
+A stored task id does not tell its kind: :meth:`OneRouter.job_for_id` reads a video task
+unless told ``kind="image"``, and :meth:`OneRouter.fallback_kinds` names the image route as
+the one to try when the video route answers 404.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
-from .._exceptions import ProtocolError, error_class_for_status
+from .._exceptions import error_class_for_status
 from .._models import Artifact, JobData, JobStatus
 from .._policy import PollPolicy
-from .base import Dialect
+from .base import Dialect, load_json
 
 __all__ = ["OneRouter"]
 
@@ -91,7 +94,7 @@ class OneRouter(Dialect):
         """
         super().raise_for_status(response)
         try:
-            body = json.loads(response.content)
+            body = load_json(response.content)
         except (ValueError, httpx.ResponseNotRead):
             return
         code = body.get("code") if isinstance(body, dict) else None
@@ -145,9 +148,12 @@ class OneRouter(Dialect):
 
         Raises:
             APIError: For an error HTTP status or envelope code.
-            ProtocolError: For a body not in the documented shape.
+            ProtocolError: For a body not in the documented shape; it carries the task id in
+                ``job_id`` when the id could be read.
         """
-        return self._job(self._data(response), kind=kind, model=model, route=kind, poll_url=None)
+        data = self._data(response)
+        with self.reading_job(self.job_id(data, "task_id")):
+            return self._job(data, kind=kind, model=model, route=kind, poll_url=None)
 
     def build_poll(self, job: JobData) -> httpx.Request:
         """Build ``GET`` of the task's ``urls.get``, or of the status route of its kind.
@@ -212,6 +218,17 @@ class OneRouter(Dialect):
         job = super().job_for_id(job_id, kind=kind, model=model)
         return job.model_copy(update={"route": _route(kind)})
 
+    def fallback_kinds(self, kind: str | None) -> tuple[str, ...]:
+        """Return ``("image",)`` for a task id of unknown kind, read first as a video task.
+
+        Args:
+            kind: The kind the placeholder was built with.
+
+        Returns:
+            ``("image",)`` when ``kind`` is ``None``, else nothing.
+        """
+        return ("image",) if kind is None else ()
+
     def _data(self, response: httpx.Response) -> dict[str, Any]:
         self.raise_for_status(response)
         return self.field(self.json_object(response), "data", dict)
@@ -225,7 +242,7 @@ class OneRouter(Dialect):
         route: str | None,
         poll_url: str | None,
     ) -> JobData:
-        task_id = self.field(data, "task_id", str)
+        task_id = self.job_id(data, "task_id")
         raw_status = self.field(data, "status", str)
         task_object = self.field(data, "object", str, default=None)
         if task_object in _ROUTES:
@@ -245,27 +262,26 @@ class OneRouter(Dialect):
             kind=kind,
             model=self.field(data, "model", str, default=model),
             artifacts=[
-                Artifact(url=self.resolve(url, role), index=index)
-                for index, url in enumerate(self._outputs(data, urls))
+                Artifact(url=self.resolve(url, role, field=where), index=index)
+                for index, (where, url) in enumerate(self._outputs(data, urls))
             ],
             error=self.error_info(data.get("fail_reason")),
             cost=self.field(cost, "total_cost", float, default=None),
             usage=cost,
             created_at=self.time_field(data, "created_at") or self.time_field(data, "submit_time"),
             completed_at=self.time_field(data, "finish_time"),
-            poll_url=self.resolve(link, role) if link else poll_url,
+            poll_url=self.resolve(link, role, field="urls.get") if link else poll_url,
             route=route,
             raw=dict(data),
         )
 
-    def _outputs(self, data: Mapping[str, Any], urls: Mapping[str, Any]) -> list[str]:
-        outputs = self.field(data, "outputs", list, default=[])
-        if not all(isinstance(url, str) for url in outputs):
-            raise ProtocolError("expected a list of strings", provider=self.name, field="outputs")
+    def _outputs(self, data: Mapping[str, Any], urls: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Return ``(field, URL)`` of each output: ``outputs[]``, else ``urls.video``."""
+        outputs = self.list_field(data, "outputs", str)
         if outputs:
-            return outputs
+            return [(f"outputs[{index}]", url) for index, url in enumerate(outputs)]
         video = self.field(urls, "video", str, default=None)
-        return [video] if video else []
+        return [("urls.video", video)] if video else []
 
 
 def _route(*candidates: str | None) -> str:

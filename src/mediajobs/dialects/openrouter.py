@@ -1,22 +1,29 @@
 """OpenRouter's async video API: ``/api/v1/videos`` on ``https://openrouter.ai``.
 
 A job is created with ``POST /api/v1/videos`` (answered 202) and read with
-``GET /api/v1/videos/{id}``. Job bodies carry no timestamps; a failure reason is a plain string
-in ``error``; outputs are ``unsigned_urls`` which, despite the name, are content routes on the
-API host that need the Bearer key (the flows give it because :meth:`Dialect.is_api_url` says
-so). Submit and poll bodies share one shape, parsed in one place.
+``GET /api/v1/videos/{id}`` (see docs/providers.md, "OpenRouter"). Job bodies carry no
+creation or completion time; a failure reason is a plain string in ``error``; outputs are
+``unsigned_urls`` which, despite the name, are content routes on the API host that need the
+Bearer key (the flows give it because :meth:`Dialect.is_api_url` says so). Submit and poll
+bodies share one shape, parsed in one place.
+
+Newer answers may also list ``urls``, signed storage URLs that need no key, and
+``expires_at``, when OpenRouter's stored copy goes away. Then artifact ``i`` has ``urls[i]`` as
+its :attr:`~mediajobs.Artifact.url` and ``unsigned_urls[i]`` as its
+:attr:`~mediajobs.Artifact.fallback_url`, and ``expires_at`` becomes the job's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import zip_longest
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
 from .._exceptions import ProtocolError
-from .._models import Artifact, JobData, JobStatus
+from .._models import Artifact, JobData, JobStatus, ModelInfo
 from .._policy import PollPolicy
 from .base import Dialect
 
@@ -89,10 +96,13 @@ class OpenRouter(Dialect):
 
         Raises:
             APIError: For an error status.
-            ProtocolError: For a body not in the documented shape.
+            ProtocolError: For a body not in the documented shape; it carries the job id in
+                ``job_id`` when the id could be read.
         """
         self.raise_for_status(response)
-        return self._job(self.json_object(response), kind=kind, model=model, poll_url=None)
+        data = self.json_object(response)
+        with self.reading_job(self.job_id(data, "id")):
+            return self._job(data, kind=kind, model=model, poll_url=None)
 
     def build_poll(self, job: JobData) -> httpx.Request:
         """Build ``GET`` of the job's ``polling_url``, or of ``/api/v1/videos/{id}``.
@@ -140,24 +150,33 @@ class OpenRouter(Dialect):
         """
         return httpx.Request("GET", self.url(f"{_VIDEOS}/models"))
 
-    def parse_models(self, response: httpx.Response) -> list[dict[str, Any]]:
+    def parse_models(self, response: httpx.Response) -> list[ModelInfo]:
         """Parse ``{data: [{id, name, supported_durations, …}, …]}``.
 
         Args:
             response: The response (body read).
 
         Returns:
-            The model entries, as sent.
+            One :class:`~mediajobs.ModelInfo` per entry (all of kind ``"video"``), the entry
+            as sent kept in ``raw``.
 
         Raises:
             APIError: For an error status.
-            ProtocolError: If ``data`` is missing or not a list of objects.
+            ProtocolError: If ``data`` is missing or not a list of objects, or an entry has
+                no string ``id`` or a ``supported_*`` list of the wrong type.
         """
         self.raise_for_status(response)
         entries = self.field(self.json_object(response), "data", list)
         if not all(isinstance(entry, dict) for entry in entries):
             raise ProtocolError("expected a list of objects", provider=self.name, field="data")
-        return [dict(entry) for entry in entries]
+        models = []
+        for index, entry in enumerate(entries):
+            try:
+                models.append(self._model_info(entry))
+            except ProtocolError as exc:
+                exc.field = f"data[{index}].{exc.field}"  # the entry, for code reading it
+                raise
+        return models
 
     def build_content(self, job: JobData, artifact: Artifact) -> httpx.Request | None:
         """Build ``GET /api/v1/videos/{id}/content?index=N`` on the API host.
@@ -176,6 +195,18 @@ class OpenRouter(Dialect):
         url = self.url(f"{_VIDEOS}/{quote(job.id, safe='')}/content?index={artifact.index}")
         return None if url == artifact.url else httpx.Request("GET", url)
 
+    def _model_info(self, entry: Mapping[str, Any]) -> ModelInfo:
+        return ModelInfo(
+            id=self.field(entry, "id", str),
+            name=self.field(entry, "name", str, default=None),
+            kinds=("video",),
+            durations=self.list_field(entry, "supported_durations", int),
+            resolutions=self.list_field(entry, "supported_resolutions", str),
+            aspect_ratios=self.list_field(entry, "supported_aspect_ratios", str),
+            sizes=self.list_field(entry, "supported_sizes", str),
+            raw=dict(entry),
+        )
+
     def _job(
         self,
         body: Mapping[str, Any],
@@ -184,7 +215,7 @@ class OpenRouter(Dialect):
         model: str | None,
         poll_url: str | None,
     ) -> JobData:
-        job_id = self.field(body, "id", str)
+        job_id = self.job_id(body, "id")
         raw_status = self.field(body, "status", str)
         polling_url = self.field(body, "polling_url", str, default=None)
         usage = self.field(body, "usage", dict, default={})
@@ -199,17 +230,27 @@ class OpenRouter(Dialect):
             error=self.error_info(body.get("error")),
             cost=self.field(usage, "cost", float, default=None),
             usage=usage,
-            poll_url=self.resolve(polling_url) if polling_url else poll_url,
+            expires_at=self.time_field(body, "expires_at"),
+            poll_url=self.resolve(polling_url, field="polling_url") if polling_url else poll_url,
             raw=dict(body),
         )
 
     def _artifacts(self, body: Mapping[str, Any]) -> list[Artifact]:
-        urls = self.field(body, "unsigned_urls", list, default=[])
-        if not all(isinstance(url, str) for url in urls):
-            raise ProtocolError(
-                "expected a list of strings", provider=self.name, field="unsigned_urls"
-            )
+        """Pair the signed ``urls[i]`` (no key) with the keyed ``unsigned_urls[i]``."""
+        signed = self._urls(body, "urls")
+        keyed = self._urls(body, "unsigned_urls")
         return [
-            Artifact(url=self.resolve(url), index=index, media_type="video/mp4")
-            for index, url in enumerate(urls)
+            Artifact(
+                url=url or fallback or "",
+                index=index,
+                media_type="video/mp4",
+                fallback_url=fallback if url else None,
+            )
+            for index, (url, fallback) in enumerate(zip_longest(signed, keyed))
+        ]
+
+    def _urls(self, body: Mapping[str, Any], name: str) -> list[str]:
+        return [
+            self.resolve(url, field=f"{name}[{index}]")
+            for index, url in enumerate(self.list_field(body, name, str))
         ]

@@ -8,6 +8,10 @@ any job; a succeeded job lists pre-signed ``unsigned_urls`` (or, in a second doc
 Two leniencies, both deliberate: a submit body without ``status`` is taken as ``queued`` (the
 job is accepted and paid for, so its id must not be thrown away), and a poll body without
 ``id`` keeps the id that was polled. A poll body without ``status`` is a protocol error.
+
+A succeeded job that lists no URLs but gives a ``content_url`` yields one artifact per output
+(``image_count``, default 1), each read through ``/v1/jobs/{id}/content?index=N``; a count
+above :data:`MAX_OUTPUTS` is refused as a protocol error rather than trusted.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ _ID_PREFIX_KINDS: dict[str, str] = {"img_": "image", "vid_": "video"}
 
 _KIND_MEDIA_TYPES: dict[str, str] = {"video": "video/mp4", "speech": "audio/mpeg"}
 """Media type assumed when a URL has no known extension (the providers' default formats)."""
+
+MAX_OUTPUTS = 100
+"""The largest ``image_count`` believed: ten times the most images one request may ask for."""
 
 
 class TheRouter(Dialect):
@@ -179,19 +186,16 @@ class TheRouter(Dialect):
 
         Raises:
             APIError: For an error status.
-            ProtocolError: For a body not in the documented shape (``id`` missing, say).
+            ProtocolError: For a body not in the documented shape (``id`` missing, say); it
+                carries the job id in ``job_id`` when the id could be read.
         """
         self.raise_for_status(response)
         data = self.json_object(response)
-        accepted = JobData(
-            id=self.field(data, "id", str),
-            provider=self.name,
-            status=JobStatus.QUEUED,
-            raw_status="",
-            kind=kind,
-            model=model,
-        )
-        return self._snapshot(data, accepted, self.field(data, "status", str, default="queued"))
+        job_id = self.job_id(data, "id")
+        with self.reading_job(job_id):
+            accepted = self.job_for_id(job_id, kind=kind, model=model)
+            raw_status = self.field(data, "status", str, default="queued")
+            return self._snapshot(data, accepted, raw_status)
 
     def parse_poll(self, response: httpx.Response, *, previous: JobData) -> JobData:
         """Turn a ``GET /v1/jobs/{id}`` response into a new snapshot.
@@ -250,6 +254,12 @@ class TheRouter(Dialect):
         if not urls and status is JobStatus.SUCCEEDED and content_url:
             # No URLs listed: the content route redirects to each output in turn.
             count = self.field(data, "image_count", int, default=1)
+            if count > MAX_OUTPUTS:
+                raise ProtocolError(
+                    f"{count} outputs is more than the {MAX_OUTPUTS} believed",
+                    provider=self.name,
+                    field="image_count",
+                )
             urls = [self._content_url(previous.id, index) for index in range(max(count, 1))]
         return JobData(
             id=previous.id,
@@ -272,8 +282,14 @@ class TheRouter(Dialect):
             created_at=self.time_field(data, "created_at") or previous.created_at,
             completed_at=self.time_field(data, "completed_at"),
             expires_at=self.time_field(data, "expires_at") or previous.expires_at,
-            poll_url=self.resolve(polling_url) if polling_url else previous.poll_url,
-            content_url=self.resolve(content_url) if content_url else previous.content_url,
+            poll_url=(
+                self.resolve(polling_url, field="polling_url") if polling_url else previous.poll_url
+            ),
+            content_url=(
+                self.resolve(content_url, field="content_url")
+                if content_url
+                else previous.content_url
+            ),
             route=previous.route,
             raw=data,
         )
@@ -290,7 +306,7 @@ class TheRouter(Dialect):
         for index, url in enumerate(urls):
             if not isinstance(url, str) or not url:
                 raise ProtocolError("expected a URL", provider=self.name, field=where.format(index))
-        return [self.resolve(url) for url in urls]
+        return [self.resolve(url, field=where.format(index)) for index, url in enumerate(urls)]
 
     def _content_url(self, job_id: str, index: int) -> str:
         """Return the URL of ``GET /v1/jobs/{id}/content`` for one output."""

@@ -8,6 +8,10 @@ or ``failed`` (with an error object or string). Video is created at
 ``succeeded`` (with ``content.video_url``). The status route must match the create route, so
 each snapshot records its route (``"image"`` or ``"video"``) in :attr:`JobData.route`.
 
+A stored task id does not tell its route: :meth:`WorldRouter.job_for_id` reads an image task
+unless told ``kind="video"``, and :meth:`WorldRouter.fallback_kinds` names the video route as
+the one to try when the image route answers 404.
+
 A submit body without ``status`` is taken as ``queued`` (the task is accepted; its id must
 not be lost), while a poll body without ``status`` is a protocol error.
 There is no cancel and no listing.
@@ -114,19 +118,16 @@ class WorldRouter(Dialect):
 
         Raises:
             APIError: For an error status.
-            ProtocolError: For a body not in the documented shape (no ``task_id`` or ``id``).
+            ProtocolError: For a body not in the documented shape (no ``task_id`` or ``id``);
+                it carries the task id in ``job_id`` when the id could be read.
         """
         self.raise_for_status(response)
         data = self.json_object(response)
-        accepted = JobData(
-            id=self.field(data, "task_id", str, default=None) or self.field(data, "id", str),
-            provider=self.name,
-            status=JobStatus.QUEUED,
-            raw_status="",
-            kind=kind,
-            model=model,
-        )
-        return self._snapshot(data, accepted, self.field(data, "status", str, default="queued"))
+        job_id = self.job_id(data, "task_id" if data.get("task_id") is not None else "id")
+        with self.reading_job(job_id):
+            accepted = self.job_for_id(job_id, kind=kind, model=model)
+            raw_status = self.field(data, "status", str, default="queued")
+            return self._snapshot(data, accepted, raw_status)
 
     def parse_poll(self, response: httpx.Response, *, previous: JobData) -> JobData:
         """Turn a task status response into a new snapshot.
@@ -166,6 +167,17 @@ class WorldRouter(Dialect):
         placeholder = super().job_for_id(job_id, kind=kind, model=model)
         return placeholder.model_copy(update={"route": _route_of(placeholder)})
 
+    def fallback_kinds(self, kind: str | None) -> tuple[str, ...]:
+        """Return ``("video",)`` for a task id of unknown kind, read first as an image task.
+
+        Args:
+            kind: The kind the placeholder was built with.
+
+        Returns:
+            ``("video",)`` when ``kind`` is ``None``, else nothing.
+        """
+        return ("video",) if kind is None else ()
+
     def _snapshot(self, data: dict[str, Any], previous: JobData, raw_status: str) -> JobData:
         """Read a task body; what the body leaves out carries over from ``previous``."""
         status = self.normalize_status(raw_status)
@@ -203,7 +215,7 @@ class WorldRouter(Dialect):
         if route == "video":
             content = self.field(data, "content", dict, default={})
             video_url = self.field(content, "video_url", str, default=None)
-            return [video_url] if video_url else []
+            return [self.resolve(video_url, field="content.video_url")] if video_url else []
         entries: list[Any] = self.field(data, "data", list, default=[])
         urls = []
         for index, entry in enumerate(entries):
@@ -212,7 +224,7 @@ class WorldRouter(Dialect):
                 raise ProtocolError(
                     "expected a URL", provider=self.name, field=f"data[{index}].url"
                 )
-            urls.append(url)
+            urls.append(self.resolve(url, field=f"data[{index}].url"))
         return urls
 
 
