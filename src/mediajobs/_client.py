@@ -23,6 +23,7 @@ import anyio
 import httpx
 
 from . import _download
+from ._config import check_api_key
 from ._exceptions import ConfigurationError, JobError, MediaJobsError, WaitTimeoutError
 from ._flows import (
     Flow,
@@ -448,6 +449,7 @@ class _BaseClient:
             raise ConfigurationError(
                 f"no API key for {dialect.name}: pass api_key= or set {dialect.env_var}"
             )
+        check_api_key(key, source="api_key" if api_key is not None else dialect.env_var)
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be >= 1")
         merged = {"User-Agent": f"mediajobs/{__version__}"}
