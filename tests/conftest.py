@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from hostile import hostile  # noqa: F401  (the fixture, for every test module)
 from mediajobs.dialects import base
 
 
