@@ -15,12 +15,14 @@ hostile server, setting an event) and fails.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import multiprocessing
 import pickle
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -686,6 +688,37 @@ def test_a_closed_client_raises_a_typed_error(mode: str, operation: str, tmp_pat
             await call(client)
 
     anyio.run(main, backend=mode)
+
+
+# --------------------------------------- found by the fuzz suite: an undecodable body
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fuzz finding: a body whose Content-Encoding does not decode leaves httpx's async "
+    "generators unfinished under trio (a ResourceWarning at collection); the async driver must "
+    "close what it opened",
+)
+@pytest.mark.parametrize("operation", ["get", "download"])
+def test_an_undecodable_body_leaves_no_async_generator_behind(
+    operation: str, tmp_path: Path
+) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Encoding": "gzip", "Content-Type": "video/mp4"}
+        return httpx.Response(200, headers=headers, stream=httpx.ByteStream(b"not gzip"))
+
+    def act(client: Any) -> Any:
+        if operation == "get":
+            return client.get("j1")
+        return stored_job(client, f"{STORE}/v.mp4", provider="openrouter").download(tmp_path)
+
+    options = client_options(API, retry=mj.RetryPolicy.none())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(mj.MediaJobsError):
+            run("trio", "openrouter", act, transport=mock(handle), **options)
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 # ------------------------------------------- faults the engine already survives, kept so
