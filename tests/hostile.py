@@ -96,7 +96,10 @@ class Conn:
         if length is not None:
             items.append(("Content-Length", str(length)))
         items.append(("Connection", "close"))
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Lie"
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
         lines = [f"HTTP/1.1 {status} {phrase}"] + [f"{k}: {v}" for k, v in items]
         return self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 
