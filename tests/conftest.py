@@ -11,7 +11,7 @@ from mediajobs.dialects import base
 # Property-based tests: a bounded run by default (CI), a long one on demand with
 # MEDIAJOBS_FUZZ=long. Examples are slow-ish (a client per example), so no per-example deadline.
 settings.register_profile("ci", max_examples=250, deadline=None, print_blob=True)
-settings.register_profile("long", max_examples=1_500, deadline=None, print_blob=True)
+settings.register_profile("long", max_examples=4_000, deadline=None, print_blob=True)
 settings.load_profile("long" if os.environ.get("MEDIAJOBS_FUZZ") == "long" else "ci")
 
 
