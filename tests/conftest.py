@@ -5,20 +5,23 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from hostile import hostile
 from pg_cluster import postgres_server, store_target
 
-# Property tests: "ci" (the default) keeps them quick; MEDIAJOBS_FUZZ=long runs many more.
-for _name, _examples in (("ci", 40), ("long", 2_000)):
+__all__ = ["hostile", "postgres_server", "store_target"]
+
+# Property-based tests: a bounded run by default (CI), a long one on demand with
+# MEDIAJOBS_FUZZ=long. Examples may build a client each, so no per-example deadline.
+for _name, _examples in (("ci", 100), ("long", 4_000)):
     settings.register_profile(
         _name,
         max_examples=_examples,
         deadline=None,
         database=None,
+        print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
 settings.load_profile("long" if os.environ.get("MEDIAJOBS_FUZZ") == "long" else "ci")
-
-__all__ = ["postgres_server", "store_target"]
 
 
 @pytest.fixture(params=["asyncio", "trio"])

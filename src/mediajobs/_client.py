@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from ._artifact import download_flow
+from ._config import check_api_key
 from ._drivers import OnProgress, Recorder, Runtime, Wakeups, run_async, run_sync
 from ._exceptions import ConfigurationError
 from ._files import ArtifactFiles
@@ -90,6 +91,7 @@ class _BaseClient(Generic[J]):
             raise ConfigurationError(
                 f"no API key for {dialect.name}: pass api_key= or set {dialect.env_var}"
             )
+        check_api_key(key, source="api_key" if api_key is not None else dialect.env_var)
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be >= 1")
         merged = {"User-Agent": f"mediajobs/{__version__}"}

@@ -30,6 +30,13 @@ Every failure a user can meet is one of these. Dialects raise ``APIError`` and
 
 No message or ``repr`` carries the API key: request headers are never formatted into a
 message, and response bodies pass through :func:`redact` before they are kept.
+
+Every error pickles (to cross a process boundary, e.g. out of a ``ProcessPoolExecutor``
+worker) without secrets and without a client: the pickled copy of ``APIError.response``
+keeps the status, the headers (``Set-Cookie`` aside) and its request's method and URL (no
+user info, no query), but neither the request's headers (credentials) nor the raw body
+(``.body`` is the redacted one); job handles on ``JobError.job`` and
+``WaitTimeoutError.job``/``.pending`` travel as their :class:`~mediajobs.JobData`.
 """
 
 from __future__ import annotations
@@ -85,6 +92,50 @@ class MediaJobsError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds with cls(*args), which keyword-only context cannot survive;
+        # the attributes travel as data instead, made portable (no key, no client).
+        state = {name: _portable(value) for name, value in vars(self).items()}
+        return (_restore, (type(self), self.args, state))
+
+
+def _restore(cls: type[MediaJobsError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Rebuild an unpickled error without calling its ``__init__``."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+def _portable(value: Any) -> Any:
+    """Return what an error attribute pickles as: no credentials, no client."""
+    import httpx  # noqa: PLC0415 - pickling is rare; keep this module cheap to import
+
+    from ._models import JobData  # noqa: PLC0415
+
+    if isinstance(value, httpx.Response):
+        return _bare_response(value)
+    if isinstance(value, list):
+        return [_portable(item) for item in value]
+    data = getattr(value, "data", None)
+    if isinstance(data, JobData) and not isinstance(value, JobData):
+        return data  # a job handle: its snapshot, without the client behind it
+    return value
+
+
+def _bare_response(response: httpx.Response) -> httpx.Response:
+    import httpx  # noqa: PLC0415 - see _portable
+
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "set-cookie"]
+    try:
+        sent = response.request
+    except RuntimeError:
+        request = None
+    else:
+        url = sent.url.copy_with(userinfo=b"", query=None, fragment=None)
+        request = httpx.Request(sent.method, url)
+    return httpx.Response(response.status_code, headers=headers, request=request)
 
 
 class ConfigurationError(MediaJobsError):
