@@ -27,6 +27,7 @@ from .._exceptions import (
 )
 from .._models import Artifact, JobData, JobErrorInfo, JobStatus, parse_time
 from .._policy import PollPolicy
+from .._webhook_formats import WebhookFormat
 
 __all__ = [
     "EXTENSION_MEDIA_TYPES",
@@ -128,6 +129,8 @@ class Dialect:
         status_table: Raw status → normalized status, a literal table.
         file_params: Submit parameters that carry input files (read by the client).
         supports_cancel: Whether :meth:`build_cancel` is implemented.
+        webhook_format: How the provider signs and shapes its webhooks
+            (:class:`~mediajobs.webhooks.WebhookFormat`), or ``None`` when it sends none.
     """
 
     name: ClassVar[str] = "custom"
@@ -137,6 +140,7 @@ class Dialect:
     default_poll: ClassVar[PollPolicy] = PollPolicy()
     status_table: ClassVar[Mapping[str, JobStatus]] = {}
     file_params: ClassVar[frozenset[str]] = frozenset({"image", "file", "mask"})
+    webhook_format: ClassVar[WebhookFormat | None] = None
     supports_cancel: ClassVar[bool] = False
 
     def __init__(self, base_url: str | None = None) -> None:
