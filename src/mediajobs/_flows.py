@@ -32,7 +32,7 @@ from ._exceptions import (
     translate,
     wait_timeout_error,
 )
-from ._models import JobData
+from ._models import JobData, is_newer
 from ._policy import PollPolicy, RetryPolicy, parse_retry_after
 from ._retry import (
     RETRYABLE_STATUS,
@@ -58,7 +58,6 @@ from ._steps import (
     data_of,
     updated,
 )
-from ._webhooks import is_newer
 
 __all__ = [
     "GRACE",

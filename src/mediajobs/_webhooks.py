@@ -30,7 +30,7 @@ from typing import Generic, Protocol, TypeVar
 import httpx
 
 from ._exceptions import ConfigurationError, MediaJobsError
-from ._models import JobData, JobStatus
+from ._models import JobData, is_newer
 from ._webhook_formats import (
     DEFAULT_TOLERANCE,
     REASONS,
@@ -259,32 +259,6 @@ class DeliveryDeduplicator:
 
 
 # ------------------------------------------------------------------ status ordering
-
-_RANK: dict[JobStatus, int] = {
-    JobStatus.QUEUED: 0,
-    JobStatus.RUNNING: 1,
-    JobStatus.SUCCEEDED: 2,
-    JobStatus.FAILED: 2,
-    JobStatus.CANCELLED: 2,
-    JobStatus.EXPIRED: 2,
-}
-
-
-def is_newer(old: JobStatus, new: JobStatus) -> bool:
-    """Tell whether ``new`` moves a job forward from ``old`` (events can arrive out of order).
-
-    Queued < running < terminal. A terminal status is never replaced: a job finishes once, so
-    a late non-terminal event, or a second, different terminal one, changes nothing.
-
-    Args:
-        old: The status already known.
-        new: The status an event or poll reports.
-
-    Returns:
-        ``True`` when ``new`` should replace ``old``.
-    """
-    return _RANK[new] > _RANK[old]
-
 
 # ------------------------------------------------------------------ standalone verifier
 
