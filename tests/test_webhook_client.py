@@ -92,7 +92,7 @@ def until(check: Callable[[], bool]) -> None:
 
 
 async def until_async(check: Callable[[], bool]) -> None:
-    while not check():
+    while not check():  # noqa: ASYNC110 - the state is set by another thread or task
         await anyio.sleep(0.001)
 
 

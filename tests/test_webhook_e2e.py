@@ -1,0 +1,126 @@
+"""Webhooks end to end over real sockets: the served fake posts signed events to a receiver.
+
+The receiver is ``mediajobs.webhooks.webhook_app(client)`` on uvicorn in a thread; the client
+polls with its webhook default (first safety poll after a minute), so every job of the first
+test must be finished by its webhook: the fake sees no status poll at all. In the second test
+half the deliveries are lost and a short safety-net policy finishes those jobs by polling.
+Both run on the blocking client and on the async one (asyncio and trio).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+import uvicorn
+
+import mediajobs as mj
+from mediajobs.testing import FakeProvider, FakeServer, Scenario
+from mediajobs.webhooks import webhook_app
+
+SECRET = "whsec_end_to_end"
+MODEL = "bytedance/seedance-2.0"
+JOBS = 100
+FAST = Scenario(seconds_per_step=0.05)  # queued, running, then succeeded 0.15 s after submit
+
+
+@pytest.fixture(params=["sync", "asyncio", "trio"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    with FakeServer(FakeProvider(webhook_secret=SECRET, scenario=FAST)) as running:
+        yield running
+
+
+class Receiver:
+    """``webhook_app(client)`` served by uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, client: Any) -> None:
+        self.events: list[Any] = []
+        app = webhook_app(client, on_event=self.events.append, path="/hooks/openrouter")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks/openrouter"
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the receiver did not start")
+            time.sleep(0.005)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join()
+        self.sock.close()
+
+
+def client_args(server: FakeServer, **extra: Any) -> dict[str, Any]:
+    return {"api_key": "test-key", "base_url": server.base_url, "webhook_secret": SECRET, **extra}
+
+
+def run_jobs(mode: str, server: FakeServer, **extra: Any) -> list[Any]:
+    """Submit JOBS jobs with a callback to a receiver, wait for all, return them."""
+    if mode == "sync":
+        with (
+            mj.Client("openrouter", **client_args(server, **extra)) as client,
+            Receiver(client) as receiver,
+        ):
+            jobs = [
+                client.submit("video", model=MODEL, prompt=f"{n}", callback_url=receiver.url)
+                for n in range(JOBS)
+            ]
+            return client.wait_all(jobs)
+
+    async def main() -> list[mj.AsyncJob]:
+        async with mj.AsyncClient("openrouter", **client_args(server, **extra)) as client:
+            with Receiver(client) as receiver:
+                jobs = [
+                    await client.submit(
+                        "video", model=MODEL, prompt=f"{n}", callback_url=receiver.url
+                    )
+                    for n in range(JOBS)
+                ]
+                return [job async for job in client.as_completed(jobs)]
+
+    return anyio.run(main, backend=mode)
+
+
+def status_polls(fake: FakeProvider) -> int:
+    return sum(1 for r in fake.requests if r.method == "GET" and r.path.count("/") == 4)
+
+
+def test_webhooks_finish_every_job_without_polling(mode: str, server: FakeServer) -> None:
+    finished = run_jobs(mode, server)
+    fake = server.fake
+    assert len(finished) == JOBS and {job.id for job in finished} == set(fake.jobs)
+    assert all(job.status is mj.JobStatus.SUCCEEDED and job.artifacts for job in finished)
+    assert status_polls(fake) == 0  # no status request: every wait was ended by its webhook
+    assert fake.webhooks is not None
+    assert sum(d.delivered for d in fake.webhooks.deliveries) == JOBS
+
+
+def test_lost_deliveries_are_caught_by_the_safety_net(mode: str, server: FakeServer) -> None:
+    fake = server.fake
+    fake.script(Scenario(seconds_per_step=0.05, webhook_faults={"lost"}), times=JOBS // 2)
+    safety = mj.PollPolicy(initial=0.3, factor=1.0, max_interval=0.3, jitter=0.0)
+    finished = run_jobs(mode, server, poll=safety)
+    assert len(finished) == JOBS
+    assert all(job.status is mj.JobStatus.SUCCEEDED for job in finished)
+    assert fake.webhooks is not None
+    lost = {d.job_id for d in fake.webhooks.deliveries if d.dropped}
+    assert len(lost) == JOBS // 2
+    polled = {r.job_id for r in fake.requests if r.method == "GET" and r.path.count("/") == 4}
+    assert lost <= polled  # every job whose webhook was lost was found by polling
