@@ -124,3 +124,33 @@ def test_lost_deliveries_are_caught_by_the_safety_net(mode: str, server: FakeSer
     assert len(lost) == JOBS // 2
     polled = {r.job_id for r in fake.requests if r.method == "GET" and r.path.count("/") == 4}
     assert lost <= polled  # every job whose webhook was lost was found by polling
+
+
+@pytest.mark.e2e
+def test_serve_fake_sends_webhooks() -> None:
+    """``mediajobs serve-fake --webhook-secret S``: a job's webhook reaches the receiver."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from cli_support import clean_env
+
+    serve = [sys.executable, "-m", "mediajobs", "serve-fake", "--port", "0"]
+    serve += ["--webhook-secret", SECRET]
+    with subprocess.Popen(serve, stdout=subprocess.PIPE, text=True, env=clean_env()) as proc:
+        try:
+            assert proc.stdout is not None
+            match = re.search(r"at (http://127\.0\.0\.1:\d+) ", proc.stdout.readline())
+            assert match
+            args = {"api_key": "test-key", "base_url": match.group(1), "webhook_secret": SECRET}
+            with mj.Client("openrouter", **args) as client, Receiver(client) as receiver:
+                job = client.submit("video", model=MODEL, prompt="hi", callback_url=receiver.url)
+                client.wait(job)  # the first safety poll would come after a minute
+                assert job.status is mj.JobStatus.SUCCEEDED
+                while not receiver.events:  # on_event runs just after the answer
+                    time.sleep(0.001)
+                assert [event.job.id for event in receiver.events] == [job.id]
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
