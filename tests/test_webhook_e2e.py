@@ -154,3 +154,40 @@ def test_serve_fake_sends_webhooks() -> None:
         finally:
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize(
+    "fault", ["duplicate", "out_of_order", "bad_signature", "stale_timestamp", "lost"]
+)
+def test_scenario_faults_reach_the_receiver(fault: str) -> None:
+    fake = FakeProvider(
+        webhook_secret=SECRET,
+        webhook_backoff=0.001,
+        scenario=Scenario(seconds_per_step=0.05, webhook_faults={fault}),
+    )
+    safety = mj.PollPolicy(initial=0.2, factor=1.0, max_interval=0.2, jitter=0.0)
+    with FakeServer(fake) as server, mj.Client(
+        "openrouter", **client_args(server, poll=safety)
+    ) as client, Receiver(client) as receiver:
+        job = client.submit("video", model=MODEL, prompt="p", callback_url=receiver.url)
+        client.wait(job)
+        assert fake.webhooks is not None
+        assert fake.webhooks.flush(timeout=30)
+        deliveries = fake.webhooks.deliveries
+        assert job.status is mj.JobStatus.SUCCEEDED
+        # a late or repeated event never moves the client's view of the job
+        latest = client._wakeups.latest(job.id)
+        assert latest is None or latest.status is mj.JobStatus.SUCCEEDED
+    codes = [code for d in deliveries for code in d.status_codes]
+    if fault == "duplicate":
+        assert [d.variant for d in deliveries] == ["event", "duplicate"] and codes == [204, 204]
+        assert len(receiver.events) == 1  # the repeat is acknowledged, not handed over
+    elif fault == "out_of_order":
+        assert [d.status for d in deliveries] == ["completed", "in_progress"]
+        assert codes == [204, 204]
+    elif fault == "lost":
+        assert deliveries[0].dropped and codes == []
+    else:  # refused every time, retried to the bound; the job was found by polling
+        assert codes == [400] * 8 and not receiver.events
+    if fault in ("bad_signature", "stale_timestamp", "lost"):
+        assert status_polls(fake) >= 1

@@ -85,6 +85,8 @@ class FakeProvider:
             clock, by :meth:`tick`, which :class:`FakeServer` calls continually, and on every
             request), a signed event is posted to that URL from a background thread, retried
             with backoff on non-2xx answers. :attr:`Scenario.webhook_faults` injects faults.
+        webhook_backoff: The first retry delay of a refused webhook, in seconds (doubled each
+            time, at most 5 s, 8 attempts in all).
 
     Raises:
         ValueError: If ``api_key`` is empty.
@@ -102,6 +104,7 @@ class FakeProvider:
         scenario: Scenario | None = None,
         honor_idempotency: bool = True,
         webhook_secret: str | None = None,
+        webhook_backoff: float = 0.2,
     ) -> None:
         if api_key is not None and not api_key:
             raise ValueError("api_key cannot be empty (None accepts any key)")
@@ -138,6 +141,7 @@ class FakeProvider:
         """The secret webhooks are signed with (read at each delivery); ``None``: none sent."""
         self.webhooks: WebhookSender | None = None
         """The sender of webhooks, once one was sent: ``webhooks.deliveries`` records them."""
+        self.webhook_backoff = webhook_backoff
         self._awaiting_notice: set[str] = set()
 
     # ----------------------------------------------------------------- public API
@@ -535,7 +539,7 @@ class FakeProvider:
             if self.webhooks is not None:
                 self.webhooks.close(timeout=0)
             self.webhooks = WebhookSender(
-                self.webhook_secret, attempts=8, backoff=0.2, max_backoff=5.0
+                self.webhook_secret, attempts=8, backoff=self.webhook_backoff, max_backoff=5.0
             )
         body = self._wires[job.provider].job_body(job)
         self.webhooks.deliver(
