@@ -166,9 +166,11 @@ def test_scenario_faults_reach_the_receiver(fault: str) -> None:
         scenario=Scenario(seconds_per_step=0.05, webhook_faults={fault}),
     )
     safety = mj.PollPolicy(initial=0.2, factor=1.0, max_interval=0.2, jitter=0.0)
-    with FakeServer(fake) as server, mj.Client(
-        "openrouter", **client_args(server, poll=safety)
-    ) as client, Receiver(client) as receiver:
+    with (
+        FakeServer(fake) as server,
+        mj.Client("openrouter", **client_args(server, poll=safety)) as client,
+        Receiver(client) as receiver,
+    ):
         job = client.submit("video", model=MODEL, prompt="p", callback_url=receiver.url)
         client.wait(job)
         assert fake.webhooks is not None

@@ -1180,10 +1180,10 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
     # Only a key given here is enforced; otherwise the fake's own default applies.
     strict = {"api_key": args.api_key} if args.api_key else {}
     # With webhooks, jobs must finish without being polled: one step a second.
-    steps = {"seconds_per_step": 1.0} if args.webhook_secret else {}
+    step = 1.0 if args.webhook_secret else None
     fake = FakeProvider(
         **strict,
-        scenario=Scenario(poll_retry_after=hint, **steps),
+        scenario=Scenario(poll_retry_after=hint, seconds_per_step=step),
         webhook_secret=args.webhook_secret or None,
     )
     storage_port = args.storage_port
