@@ -127,10 +127,10 @@ class Dialect:
         default_hosts: Role name → origin (scheme + host) of every host the provider uses.
         default_poll: The default :class:`~mediajobs.PollPolicy` (from provider guidance).
         status_table: Raw status → normalized status, a literal table.
-        file_params: Submit parameters that carry input files (read by the client).
-        supports_cancel: Whether :meth:`build_cancel` is implemented.
         webhook_format: How the provider signs and shapes its webhooks
             (:class:`~mediajobs.webhooks.WebhookFormat`), or ``None`` when it sends none.
+        file_params: Submit parameters that carry input files (read by the client).
+        supports_cancel: Whether :meth:`build_cancel` is implemented.
     """
 
     name: ClassVar[str] = "custom"
