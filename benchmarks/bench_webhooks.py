@@ -1,9 +1,18 @@
-"""Webhook receiving cost: verify + parse per delivery, and the ASGI receiver's throughput.
+"""Webhooks: requests saved per job, and the cost of receiving a delivery.
 
     python benchmarks/bench_webhooks.py
     python benchmarks/bench_webhooks.py --events 20000 --requests 2000 --concurrency 16
+    python benchmarks/bench_webhooks.py --jobs 200 --speed 10
 
-Three measurements, each the median of ``--rounds``:
+First, side by side: ``--jobs`` jobs whose lengths are spread evenly over 2-60 s, waited for
+with ``as_completed`` against the served fake, once by a client polling with the default policy
+and once by a client given ``webhook_secret=`` whose receiver (``webhook_app`` on uvicorn) gets
+the fake's webhooks; each with its default poll policy. Time runs ``--speed`` times faster than
+real on both sides (the jobs' lengths and the poll policies are divided by it); figures are
+reported in unscaled seconds. Reported: status requests per job, all requests per job, and how
+long after a job finished its wait ended.
+
+Then three measurements, each the median of ``--rounds``:
 
 1. CPU per delivery, in-process: a bare ``hmac`` + ``json.loads`` baseline, the pure
    ``parse_event`` (signature, body shape, the OpenRouter dialect's poll parser) and
@@ -27,6 +36,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -34,8 +44,10 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 
+import mediajobs as mj
+from mediajobs._client import WEBHOOK_POLL
 from mediajobs.dialects import OpenRouter
-from mediajobs.testing import webhook_event
+from mediajobs.testing import FakeProvider, FakeServer, Scenario, webhook_event
 from mediajobs.webhooks import WebhookVerifier, parse_event, sign, webhook_app
 
 SECRET = "whsec_bench"
@@ -127,14 +139,79 @@ def served(items, concurrency: int) -> tuple[float, float, float]:
     return len(items) / wall, p50, p99
 
 
+def scaled(policy: mj.PollPolicy, speed: float) -> mj.PollPolicy:
+    return mj.PollPolicy(
+        initial=policy.initial / speed,
+        factor=policy.factor,
+        max_interval=policy.max_interval / speed,
+        jitter=policy.jitter,
+        min_interval=policy.floor / speed,
+    )
+
+
+def side_by_side(jobs: int, speed: float, webhooks: bool) -> tuple[float, float, float, float]:
+    """Return (status requests / job, requests / job, mean and max detection delay in s)."""
+    lengths = [2 + 58 * n / max(jobs - 1, 1) for n in range(jobs)]
+    fake = FakeProvider(webhook_secret=SECRET if webhooks else None)
+    for length in lengths:
+        fake.script(Scenario(seconds_per_step=length / 2 / speed))
+    policy = WEBHOOK_POLL if webhooks else OpenRouter.default_poll
+    args: dict[str, Any] = {"api_key": "test-key", "poll": scaled(policy, speed)}
+    if webhooks:
+        args["webhook_secret"] = SECRET
+    delays: list[float] = []
+    with FakeServer(fake) as server:
+        client = mj.Client("openrouter", base_url=server.base_url, **args)
+        receiver = sock = thread = None
+        callback: dict[str, str] = {}
+        if webhooks:
+            receiver = uvicorn.Server(
+                uvicorn.Config(webhook_app(client), log_level="warning", lifespan="off")
+            )
+            sock = socket.create_server(("127.0.0.1", 0))
+            thread = threading.Thread(target=receiver.run, kwargs={"sockets": [sock]})
+            thread.start()
+            callback["callback_url"] = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        try:
+            handles = [
+                client.submit("video", model="google/veo-3.1", prompt=f"{n}", **callback)
+                for n in range(jobs)
+            ]
+            ends = {
+                h.id: fake.jobs[h.id].created + lengths[n] / speed for n, h in enumerate(handles)
+            }
+            for job in client.as_completed(handles):
+                delays.append((time.monotonic() - ends[job.id]) * speed)
+        finally:
+            client.close()
+            if receiver is not None and thread is not None and sock is not None:
+                receiver.should_exit = True
+                thread.join()
+                sock.close()
+    status = sum(1 for r in fake.requests if r.method == "GET" and r.path.count("/") == 4)
+    return status / jobs, len(fake.requests) / jobs, statistics.mean(delays), max(delays)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=5000, help="deliveries per CPU round")
     parser.add_argument("--requests", type=int, default=1000, help="deliveries over HTTP")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP senders")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=100, help="jobs in the side-by-side run")
+    parser.add_argument("--speed", type=float, default=20.0, help="time runs this much faster")
     args = parser.parse_args()
     print(common.machine_summary())
+
+    rows = []
+    for label, webhooks in (("polling (default policy)", False), ("webhooks + safety net", True)):
+        status, total, mean, worst = side_by_side(args.jobs, args.speed, webhooks)
+        rows.append([label, f"{status:.2f}", f"{total:.2f}", f"{mean:.2f}", f"{worst:.2f}"])
+    print(f"\n### {args.jobs} jobs of 2-60 s, requests per job (time sped up {args.speed:g}x)\n")
+    common.print_table(
+        ["client", "status polls / job", "requests / job", "seen after end, mean s", "max s"],
+        rows,
+    )
 
     items = deliveries(args.events)
     dialect = OpenRouter()

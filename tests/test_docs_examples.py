@@ -190,6 +190,7 @@ def reader(
 ) -> Reader:
     for dialect in DIALECTS.values():
         monkeypatch.setenv(dialect.env_var, fake_provider.api_key)
+    fake_provider.webhook_secret = "whsec_test"  # as `serve-fake --webhook-secret whsec_test`
     for variable in ("MEDIAJOBS_BASE_URL", "MEDIAJOBS_PROVIDER", "MEDIAJOBS_POLL_INTERVAL"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(mj, "Client", _client_defaults(mj.Client, fake_server.base_url))

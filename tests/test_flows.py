@@ -18,6 +18,7 @@ from mediajobs._flows import (
     Settings,
     Sleep,
     cancel_flow,
+    forward,
     poll_flow,
     submit_flow,
     wait_flow,
@@ -423,3 +424,61 @@ def test_many_wait_honours_retry_after_of_a_failed_poll() -> None:
     )
     many.record(0, limited)
     assert many.next_wake() == 12.0
+
+
+# ------------------------------------------------------------------ pushed snapshots
+
+
+def _as(status: str) -> mj.JobData:
+    return queued().model_copy(update={"status": mj.JobStatus(status), "raw_status": status})
+
+
+def test_a_late_poll_answer_never_moves_a_job_backwards() -> None:
+    running, done = _as("running"), _as("succeeded")
+    assert forward(done, running) is done
+    assert forward(running, done) is done
+    assert forward(running, _as("queued")) is running
+    assert forward(running, running) is running
+
+
+def test_a_woken_wait_takes_a_newer_pushed_snapshot_without_a_request() -> None:
+    flow = wait_flow(settings(), queued())
+    step = next(flow)
+    assert isinstance(step, Sleep) and step.wake == "job1"
+    steps: list[Any] = []
+    value: Any = _as("succeeded")
+    result: Any = None
+    while result is None:
+        try:
+            steps.append(flow.send(value))
+        except StopIteration as stop:
+            result = stop.value
+        value = None
+    assert result.status is mj.JobStatus.SUCCEEDED
+    assert [type(s).__name__ for s in steps] == ["Record", "Notify"]  # no Send
+
+
+def test_a_woken_wait_with_nothing_newer_polls_at_once() -> None:
+    flow = wait_flow(settings(), queued())
+    next(flow)
+    step = flow.send(_as("queued"))  # not newer: the wait asks the provider
+    assert isinstance(step, Send)
+
+
+def test_many_wait_pushes_finish_jobs_and_drop_polls_in_flight() -> None:
+    clock = Clock()
+    first, second = queued(), queued().model_copy(update={"id": "job2"})
+    many = ManyWait(settings(clock=clock), [first, second])
+    assert many.watch.ids == {"job1": 0, "job2": 1}
+    clock.now += 2.0
+    assert [index for index, _ in many.take_due(10)] == [0, 1]  # both polls in flight
+    assert many.push(0, _as("succeeded"), running=True) is not None
+    assert many.drain_finished() == [0] and many.watch.ids == {"job2": 1}
+    assert many.record(0, (_as("running"), None)) is None  # the poll landed late: dropped
+    assert many.results[0].status is mj.JobStatus.SUCCEEDED
+    # a bare wake of a job not in flight makes it due now, once
+    many.record(1, (first.model_copy(update={"id": "job2"}), None))
+    assert many.take_due(10) == []
+    many.push(1, None, running=False)
+    assert [index for index, _ in many.take_due(10)] == [1]
+    assert many.take_due(10) == [] and many.pending == 1

@@ -17,10 +17,11 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
@@ -40,13 +41,16 @@ from ._flows import (
 )
 from ._inputs import read_inputs
 from ._jobs import AsyncJob, Job
-from ._models import JobData, ModelInfo
+from ._models import JobData, ModelInfo, is_newer
 from ._policy import PollPolicy, RetryPolicy
 from ._settings import Settings
-from ._steps import Flow
+from ._steps import Event, Flow, StatusSeen
 from ._types import Kind, ProviderName
 from ._version import __version__
 from .dialects import DIALECTS, Dialect
+
+if TYPE_CHECKING:
+    from ._webhooks import SeenDeliveries, WebhookEvent
 
 __all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobKind", "ProviderName"]
 
@@ -63,6 +67,10 @@ DEFAULT_WAIT_TIMEOUT = 3600.0
 short enough that a stuck job never hangs a program forever."""
 DEFAULT_CONCURRENCY = 32
 """Requests in flight at once when waiting on many jobs or downloading several files."""
+WEBHOOK_POLL = PollPolicy(initial=60.0, factor=1.5, max_interval=600.0, jitter=0.1)
+"""The default poll policy of a client given ``webhook_secret=``: webhooks end the waits, and
+polls are only a safety net for lost deliveries (after 1 minute, then 1.5x longer each time,
+at most every 10 minutes)."""
 
 JobRef = str | JobData | Job | AsyncJob
 
@@ -84,6 +92,7 @@ class _BaseClient(Generic[J]):
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        webhook_secret: str | Sequence[str] | None = None,
     ) -> None:
         dialect = _resolve_dialect(provider, base_url)
         key = api_key if api_key is not None else os.environ.get(dialect.env_var)
@@ -94,6 +103,9 @@ class _BaseClient(Generic[J]):
         check_api_key(key, source="api_key" if api_key is not None else dialect.env_var)
         if max_concurrency < 1:
             raise ConfigurationError("max_concurrency must be >= 1")
+        secrets = _webhook_secrets(dialect, webhook_secret)
+        if poll is None and webhook_secret is not None:
+            poll = WEBHOOK_POLL
         merged = {"User-Agent": f"mediajobs/{__version__}"}
         merged.update(headers or {})
         self._settings = Settings(
@@ -113,6 +125,13 @@ class _BaseClient(Generic[J]):
         """Receives every durable fact the flows record (submits, statuses, files)."""
         self._wakeups = Wakeups()
         """Ends the sleeps of waits on a job that is known to have changed."""
+        self._webhook_secrets = secrets
+        self._webhook_dedupe: SeenDeliveries | None = None
+        """Remembers delivery ids (an in-memory LRU from the first delivery on; a shared job
+        store may be put here instead: anything with ``seen(id) -> bool``)."""
+        self._webhook_recorder: Callable[[Event], object] | None = None
+        """Receives a :class:`StatusSeen` for every job a verified webhook moved forward
+        (called synchronously, on the thread that called ``parse_webhook``)."""
 
     @property
     def provider(self) -> str:
@@ -178,6 +197,54 @@ class _BaseClient(Generic[J]):
     ) -> ManyWait[J]:
         return ManyWait(self._settings, [self._handle(j) for j in jobs], timeout=timeout, poll=poll)
 
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent[J]:
+        """Verify a webhook delivery, update the job and wake every wait on it at once.
+
+        The signature is checked with ``webhook_secret`` (see the client's arguments). The
+        event's job is read like a status poll; when it moves the job forward, every
+        ``wait()``, ``as_completed()`` and ``wait_all()`` of this client waiting on it takes
+        this snapshot at once, without a request. A stale event (``running`` after
+        ``succeeded``) changes nothing: ``event.job`` then shows the newer state already known.
+        A plain (non-async) method on both clients: call it from any thread or task.
+
+        Args:
+            body: The raw request body, exactly as received (never re-serialized JSON).
+            headers: The request headers (any mapping; names are case-insensitive).
+
+        Returns:
+            The event; ``event.duplicate`` is ``True`` when its delivery id was seen before.
+
+        Raises:
+            WebhookVerificationError: For a missing or bad signature, a timestamp outside
+                300 s, a malformed body, another provider's delivery, or a provider that
+                sends no webhooks (``reason`` says which).
+        """
+        from ._webhooks import DeliveryDeduplicator, WebhookEvent, parse_event  # noqa: PLC0415
+
+        now = time.time()
+        data = parse_event(self.dialect, body, headers, self._webhook_secrets, now)
+        if self._webhook_dedupe is None:
+            self._webhook_dedupe = DeliveryDeduplicator()
+        duplicate = self._webhook_dedupe.seen(data.id)
+        snapshot = self._pushed(data.job)
+        return WebhookEvent(
+            type=data.type,
+            id=data.id,
+            job=self._handle(snapshot),
+            duplicate=duplicate,
+            received_at=datetime.fromtimestamp(now, timezone.utc),
+        )
+
+    def _pushed(self, job: JobData) -> JobData:
+        """Take a verified snapshot: wake the waits if it moves the job forward."""
+        known = self._wakeups.latest(job.id)
+        if known is not None and not is_newer(known.status, job.status):
+            return known  # a repeat or a late event: nothing new
+        self._wakeups.wake(job.id, job)
+        if self._webhook_recorder is not None:
+            self._webhook_recorder(StatusSeen(job))
+        return job
+
     def job_from_dict(self, data: Mapping[str, Any]) -> J:
         """Rebuild a job handle from ``job.to_dict()`` output.
 
@@ -199,6 +266,21 @@ class _BaseClient(Generic[J]):
                 f"job {snapshot.id} belongs to {snapshot.provider}, not {self.provider}"
             )
         return self._handle(snapshot)
+
+
+def _webhook_secrets(dialect: Dialect, secret: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Return the webhook secrets: the argument's, else ``<PROVIDER>_WEBHOOK_SECRET``'s."""
+    if secret is None:
+        from ._webhooks import secret_env_var  # noqa: PLC0415
+
+        value = os.environ.get(secret_env_var(dialect.name))
+        return (value,) if value else ()
+    if dialect.webhook_format is None:
+        raise ConfigurationError(f"{dialect.name} sends no webhooks: webhook_secret does not apply")
+    secrets = (secret,) if isinstance(secret, str) else tuple(secret)
+    if not secrets or not all(isinstance(item, str) and item for item in secrets):
+        raise ConfigurationError("webhook_secret must be a non-empty string or a list of them")
+    return secrets
 
 
 def _resolve_dialect(provider: str | Dialect, base_url: str | None) -> Dialect:
@@ -230,9 +312,14 @@ class Client(_BaseClient[Job]):
         headers: Extra headers for every API request.
         wait_timeout: Default seconds for a whole wait (default 3600; ``None``: no deadline).
         max_concurrency: Requests in flight at once for many-job waits and downloads.
+        webhook_secret: The signing secret of the provider's webhooks (several while one is
+            rotated), for :meth:`parse_webhook`; without it, ``<PROVIDER>_WEBHOOK_SECRET`` is
+            read. Given here, it also makes the default poll policy :data:`WEBHOOK_POLL`
+            (polls only as a safety net, from 1 minute on).
 
     Raises:
-        ConfigurationError: Without a key, with an unknown provider or a bad base URL.
+        ConfigurationError: Without a key, with an unknown provider or a bad base URL, or with
+            a ``webhook_secret`` for a provider that sends no webhooks.
     """
 
     _job_class = Job
@@ -250,6 +337,7 @@ class Client(_BaseClient[Job]):
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        webhook_secret: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             provider,
@@ -261,6 +349,7 @@ class Client(_BaseClient[Job]):
             headers=headers,
             wait_timeout=wait_timeout,
             max_concurrency=max_concurrency,
+            webhook_secret=webhook_secret,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(limits=self._limits(), follow_redirects=False)
@@ -497,9 +586,14 @@ class AsyncClient(_BaseClient[AsyncJob]):
         headers: Extra headers for every API request.
         wait_timeout: Default seconds for a whole wait (default 3600; ``None``: no deadline).
         max_concurrency: Requests in flight at once for many-job waits and downloads.
+        webhook_secret: The signing secret of the provider's webhooks (several while one is
+            rotated), for :meth:`parse_webhook`; without it, ``<PROVIDER>_WEBHOOK_SECRET`` is
+            read. Given here, it also makes the default poll policy :data:`WEBHOOK_POLL`
+            (polls only as a safety net, from 1 minute on).
 
     Raises:
-        ConfigurationError: Without a key, with an unknown provider or a bad base URL.
+        ConfigurationError: Without a key, with an unknown provider or a bad base URL, or with
+            a ``webhook_secret`` for a provider that sends no webhooks.
     """
 
     _job_class = AsyncJob
@@ -517,6 +611,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        webhook_secret: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             provider,
@@ -528,6 +623,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
             headers=headers,
             wait_timeout=wait_timeout,
             max_concurrency=max_concurrency,
+            webhook_secret=webhook_secret,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(limits=self._limits(), follow_redirects=False)

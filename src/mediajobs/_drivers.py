@@ -18,8 +18,9 @@ import inspect
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator
-from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -35,17 +36,21 @@ from ._steps import (
     Flow,
     Gather,
     Notify,
+    Pushed,
     Record,
     Refresh,
     Report,
     Send,
     Sleep,
+    WakeWatch,
 )
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
     import anyio.abc
+
+    from ._models import JobData
 
 __all__ = ["OnProgress", "OnUpdate", "Recorder", "Runtime", "Wakeups", "run_async", "run_sync"]
 
@@ -63,33 +68,118 @@ _TICK = 0.1  # seconds: the blocking driver checks for Ctrl-C this often while w
 
 
 class Wakeups:
-    """Per-job wake-up calls: :meth:`wake` ends every ``Sleep(wake=job_id)`` in progress.
+    """Per-job wake-up calls: :meth:`wake` ends every wait's sleep on a job, at once.
 
-    A client owns one; anything that learns a job changed (a webhook) may call :meth:`wake`
-    from any thread or task, and the waits on that job poll at once instead of sleeping on.
+    A client owns one; anything that learns a job changed (a verified webhook) calls
+    :meth:`wake` from any thread or task, optionally with the job's new snapshot. A ``wait()``
+    sleeping on that job resumes with the snapshot (or polls at once without one); an
+    ``as_completed()`` / ``wait_all()`` round watching it (``Gather(wake=...)``) ends and hands
+    the snapshot over. The most recent wake-ups are remembered (``remember`` jobs), so a wait
+    that was busy polling when the wake came still takes it at its next wait.
+
+    Args:
+        remember: How many jobs' last wake-ups are kept.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, remember: int = 10_000) -> None:
         self._lock = threading.Lock()
-        self._waiting: dict[str, list[Callable[[], None]]] = {}
+        self._waiting: dict[str, list[Callable[[JobData | None], None]]] = {}
+        self._watchers: list[Callable[[str], None]] = []
+        self._recent: OrderedDict[str, tuple[int, JobData | None]] = OrderedDict()
+        self._remember = remember
+        self._seq = 0
 
-    def wake(self, job_id: str) -> int:
+    def wake(self, job_id: str, snapshot: JobData | None = None) -> int:
         """End the sleeps of every wait on a job.
 
         Args:
             job_id: The provider's job id.
+            snapshot: The job's new state, when known (a pushed snapshot spares a poll).
 
         Returns:
-            How many sleeps were ended.
+            How many single-job sleeps were ended.
         """
         with self._lock:
+            self._seq += 1
+            previous = self._recent.pop(job_id, None)
+            if snapshot is None and previous is not None:
+                snapshot = previous[1]  # a bare wake keeps what was pushed before
+            self._recent[job_id] = (self._seq, snapshot)
+            if len(self._recent) > self._remember:
+                self._recent.popitem(last=False)
             calls = self._waiting.pop(job_id, [])
+            watchers = list(self._watchers)
         for call in calls:
-            call()
+            call(snapshot)
+        for watcher in watchers:
+            watcher(job_id)
         return len(calls)
 
+    def latest(self, job_id: str) -> JobData | None:
+        """Return the last snapshot pushed for a job, if it is still remembered.
+
+        Args:
+            job_id: The job.
+
+        Returns:
+            The snapshot, or ``None``.
+        """
+        with self._lock:
+            entry = self._recent.get(job_id)
+        return None if entry is None else entry[1]
+
+    def take(self, watch: WakeWatch) -> list[tuple[int, Pushed]]:
+        """Return the wake-ups of watched jobs since the watch's cursor, and advance it.
+
+        Args:
+            watch: A many-job wait's watch.
+
+        Returns:
+            ``(key, Pushed(snapshot))`` pairs, oldest first.
+        """
+        found: list[tuple[int, Pushed]] = []
+        with self._lock:
+            if self._seq == watch.cursor:
+                return found
+            for job_id in reversed(self._recent):
+                seq, snapshot = self._recent[job_id]
+                if seq <= watch.cursor:
+                    break
+                key = watch.ids.get(job_id)
+                if key is not None:
+                    found.append((key, Pushed(snapshot)))
+            watch.cursor = self._seq
+        found.reverse()
+        return found
+
     @contextlib.contextmanager
-    def _listening(self, job_id: str, call: Callable[[], None]) -> Generator[None, None, None]:
+    def watching(self, watch: WakeWatch, call: Callable[[], None]) -> Generator[None, None, None]:
+        """Call ``call`` (from the waking thread) whenever a watched job is woken, meanwhile.
+
+        Args:
+            watch: The watched jobs.
+            call: Called without arguments; must be quick and thread-safe.
+
+        Yields:
+            Nothing.
+        """
+
+        def watcher(job_id: str) -> None:
+            if job_id in watch.ids:
+                call()
+
+        with self._lock:
+            self._watchers.append(watcher)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._watchers.remove(watcher)
+
+    @contextlib.contextmanager
+    def _listening(
+        self, job_id: str, call: Callable[[JobData | None], None]
+    ) -> Generator[None, None, None]:
         with self._lock:
             self._waiting.setdefault(job_id, []).append(call)
         try:
@@ -102,39 +192,75 @@ class Wakeups:
                 if not calls:
                     self._waiting.pop(job_id, None)
 
-    def sleep(self, job_id: str, seconds: float) -> None:
+    def _finished(self, job_id: str) -> JobData | None:
+        snapshot = self.latest(job_id)
+        return snapshot if snapshot is not None and snapshot.done else None
+
+    def sleep(self, job_id: str, seconds: float) -> JobData | None:
         """Sleep on a thread until ``seconds`` pass or the job is woken.
 
         Args:
             job_id: The job.
             seconds: The longest sleep.
-        """
-        event = threading.Event()
-        with self._listening(job_id, event.set):
-            event.wait(seconds)
 
-    async def sleep_async(self, job_id: str, seconds: float) -> None:
+        Returns:
+            The snapshot the wake carried; a terminal one pushed earlier ends the sleep at once.
+        """
+        done = self._finished(job_id)
+        if done is not None:
+            return done
+        event = threading.Event()
+        pushed: list[JobData | None] = [None]
+
+        def woken(snapshot: JobData | None) -> None:
+            pushed[0] = snapshot
+            event.set()
+
+        with self._listening(job_id, woken):
+            event.wait(seconds)
+        return pushed[0]
+
+    async def sleep_async(self, job_id: str, seconds: float) -> JobData | None:
         """Sleep in a task until ``seconds`` pass or the job is woken (from any thread).
 
         Args:
             job_id: The job.
             seconds: The longest sleep.
+
+        Returns:
+            The snapshot the wake carried; a terminal one pushed earlier ends the sleep at once.
         """
-        from anyio import from_thread, lowlevel  # noqa: PLC0415 - only for woken waits
-
+        done = self._finished(job_id)
+        if done is not None:
+            return done
         event = anyio.Event()
-        token = lowlevel.current_token()
-        home = threading.get_ident()
+        pushed: list[JobData | None] = [None]
+        set_event = _thread_safe(event.set)
 
-        def set_event() -> None:
-            if threading.get_ident() == home:
-                event.set()
-                return
-            with contextlib.suppress(RuntimeError):  # the event loop has ended meanwhile
-                from_thread.run_sync(event.set, token=token)
+        def woken(snapshot: JobData | None) -> None:
+            pushed[0] = snapshot
+            set_event()
 
-        with self._listening(job_id, set_event), anyio.move_on_after(seconds):
+        with self._listening(job_id, woken), anyio.move_on_after(seconds):
             await event.wait()
+        return pushed[0]
+
+
+def _thread_safe(call: Callable[[], Any]) -> Callable[[], None]:
+    """Wrap a callable of the current event loop so that any thread may call it."""
+    from anyio import from_thread, lowlevel  # noqa: PLC0415 - only for woken waits
+
+    token = lowlevel.current_token()
+    home = threading.get_ident()
+
+    def run() -> None:
+        if threading.get_ident() == home:
+            call()
+            return
+        with contextlib.suppress(RuntimeError):  # the event loop has ended meanwhile
+            from_thread.run_sync(call, token=token)
+
+    return run
 
 
 class Runtime:
@@ -286,7 +412,7 @@ class _SyncDriver:
                             opened.append(value)
                     elif isinstance(step, Sleep):
                         if step.wake is not None and rt.wakeups is not None and self.stop is None:
-                            rt.wakeups.sleep(step.wake, step.seconds)
+                            value = rt.wakeups.sleep(step.wake, step.seconds)
                         else:
                             self.sleep(step.seconds)
                     elif isinstance(step, Notify):
@@ -380,17 +506,39 @@ class _Threads:
         for key, flow in step.start:
             child = _SyncDriver(self.parent.rt, self.stop)
             self.running[self.pool.submit(child.run, flow)] = key
-        if not self.running:
-            self.parent.sleep(step.timeout or 0.0)
-            return []
-        end = None if step.timeout is None else time.monotonic() + step.timeout
+        wakeups, watch = self.parent.rt.wakeups, step.wake
+        if wakeups is None or watch is None:
+            if not self.running:
+                self.parent.sleep(step.timeout or 0.0)
+                return []
+            return self.wait(step.timeout, None)
+        alarm: Future[None] = Future()
+
+        def ring() -> None:
+            with contextlib.suppress(InvalidStateError):  # rung already
+                alarm.set_result(None)
+
+        with wakeups.watching(watch, ring):
+            pushed = wakeups.take(watch)
+            outcomes = self.wait(0.0 if pushed else step.timeout, alarm)
+        return [*outcomes, *pushed, *wakeups.take(watch)]
+
+    def wait(self, timeout: float | None, alarm: Future[None] | None) -> list[tuple[int, Any]]:
+        """Wait for finished sub-flows (or the alarm) at most ``timeout`` seconds."""
+        end = None if timeout is None else time.monotonic() + timeout
+        waiting = [*self.running, *([alarm] if alarm is not None else [])]
         while True:
             # Short waits: a pending Ctrl-C is raised here within a tick, even where the signal
             # woke another thread.
             left = _TICK if end is None else min(_TICK, max(end - time.monotonic(), 0.0))
-            done, _ = wait_futures(self.running, timeout=left, return_when=FIRST_COMPLETED)
+            done, _ = wait_futures(waiting, timeout=left, return_when=FIRST_COMPLETED)
+            self.parent.checkpoint()
             if done or (end is not None and time.monotonic() >= end):
-                return [(self.running.pop(future), _outcome(future)) for future in done]
+                return [
+                    (self.running.pop(future), _outcome(future))
+                    for future in done
+                    if future is not alarm
+                ]
 
     def close(self) -> None:
         self.stop.set()  # the others stop at their next step or chunk
@@ -460,7 +608,7 @@ class _AsyncDriver:
                             opened.append(value)
                     elif isinstance(step, Sleep):
                         if step.wake is not None and rt.wakeups is not None:
-                            await rt.wakeups.sleep_async(step.wake, step.seconds)
+                            value = await rt.wakeups.sleep_async(step.wake, step.seconds)
                         else:
                             await anyio.sleep(step.seconds)
                     elif isinstance(step, Notify):
@@ -545,6 +693,9 @@ def _lock_of(runtime: Runtime, name: str) -> anyio.Lock:
     return lock
 
 
+_RING = object()  # a wake-up of a watched job, sent through the outcome stream
+
+
 class _Tasks:
     """``Gather`` for the async driver: sub-flows in one task group, for the parent's run."""
 
@@ -573,17 +724,34 @@ class _Tasks:
         for key, flow in step.start:
             self.group.start_soon(self.child, key, flow)
         self.active += len(step.start)
-        if not self.active:
-            await anyio.sleep(step.timeout or 0.0)
-            return []
-        outcomes: list[tuple[int, Any]] = []
-        with anyio.move_on_after(math.inf if step.timeout is None else step.timeout):
-            outcomes.append(await self.receive.receive())
+        wakeups, watch = self.parent.rt.wakeups, step.wake
+        if wakeups is None or watch is None:
+            if not self.active:
+                await anyio.sleep(step.timeout or 0.0)
+                return []
+            return await self.wait(step.timeout)
+
+        def ring() -> None:
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self.send.send_nowait((-1, _RING))
+
+        with wakeups.watching(watch, _thread_safe(ring)):
+            pushed = wakeups.take(watch)
+            outcomes = await self.wait(0.0 if pushed else step.timeout)
+        return [*outcomes, *pushed, *wakeups.take(watch)]
+
+    async def wait(self, timeout: float | None) -> list[tuple[int, Any]]:
+        """Wait for finished sub-flows (or a ring) at most ``timeout`` seconds."""
+        received: list[tuple[int, Any]] = []
+        if timeout is None or timeout > 0:
+            with anyio.move_on_after(math.inf if timeout is None else timeout):
+                received.append(await self.receive.receive())
         while True:
             try:
-                outcomes.append(self.receive.receive_nowait())
+                received.append(self.receive.receive_nowait())
             except anyio.WouldBlock:
                 break
+        outcomes = [(key, outcome) for key, outcome in received if outcome is not _RING]
         self.active -= len(outcomes)
         return outcomes
 

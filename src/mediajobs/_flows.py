@@ -32,7 +32,7 @@ from ._exceptions import (
     translate,
     wait_timeout_error,
 )
-from ._models import JobData, ModelInfo
+from ._models import JobData, ModelInfo, is_newer
 from ._policy import PollPolicy, RetryPolicy, parse_retry_after
 from ._retry import (
     RETRYABLE_STATUS,
@@ -47,12 +47,14 @@ from ._steps import (
     Gather,
     H,
     Notify,
+    Pushed,
     Record,
     Send,
     Sleep,
     StatusSeen,
     SubmitAccepted,
     SubmitIntent,
+    WakeWatch,
     data_of,
     updated,
 )
@@ -67,6 +69,7 @@ __all__ = [
     "Settings",
     "Sleep",
     "cancel_flow",
+    "forward",
     "is_transient",
     "models_flow",
     "observe",
@@ -303,6 +306,27 @@ def models_flow(settings: Settings) -> Flow[list[ModelInfo]]:
     return (yield from request_flow(settings, dialect.build_models, dialect.parse_models))
 
 
+def forward(old: JobData, new: JobData) -> JobData:
+    """Return the newer of two snapshots of a job: a late answer never moves it backwards.
+
+    Args:
+        old: The snapshot known so far.
+        new: One just read or pushed.
+
+    Returns:
+        ``new``, unless its status is behind ``old``'s (``running`` after ``succeeded``,
+        ``queued`` after ``running``): then ``old``.
+    """
+    return old if is_newer(new.status, old.status) else new
+
+
+def _moves_on(data: JobData, pushed: JobData, last_poll: bool) -> bool:
+    """Whether a pushed snapshot replaces the poll a woken wait would make."""
+    if pushed.id != data.id or not is_newer(data.status, pushed.status):
+        return False  # stale, or nothing new: poll (the wake may mean a change we cannot see)
+    return pushed.done or not last_poll
+
+
 def wait_flow(
     settings: Settings,
     job: H,
@@ -316,7 +340,9 @@ def wait_flow(
     poll answer sets the next delay, read afresh each time. Every request's timeout shrinks
     to what is left of the deadline, and a final poll is made just before it. A job that was
     only named by id (empty ``raw``) is polled at once. Each sleep can be cut short by waking
-    the job (its id is on the :class:`~mediajobs._steps.Sleep`).
+    the job (its id is on the :class:`~mediajobs._steps.Sleep`): a wake that carries a newer
+    snapshot (a verified webhook's) is taken as it is, without a request; a bare wake, or one
+    whose snapshot is not newer, makes the wait poll at once.
 
     Args:
         settings: The client's settings.
@@ -354,13 +380,20 @@ def wait_flow(
                 if delay >= remaining:  # one last poll, shortly before the deadline
                     delay = max(remaining - min(1.0, remaining / 2), 0.0)
                     last_poll = True
-            yield Sleep(delay, wake=data.id)
+            pushed = yield Sleep(delay, wake=data.id)
+            if isinstance(pushed, JobData) and _moves_on(data, pushed, last_poll):
+                data, hint = pushed, None  # a verified push: no request needed
+                job, changed = yield from observe(job, data)
+                if changed:
+                    yield Notify(job)
+                continue
         poll_now = False
         try:
             data, hint = yield from poll_flow(settings, data, deadline)
         except DeadlineReachedError as exc:
             raise wait_timeout_error([(job, data)], timeout) from exc.__cause__
         polls += 1
+        data = forward(data_of(job), data)
         job, changed = yield from observe(job, data)
         if changed:
             yield Notify(job)
@@ -425,16 +458,29 @@ class ManyWait(Generic[H]):
         self.results: list[H] = list(jobs)
         """The jobs, in input order, each holding its latest snapshot."""
         self._heap: list[tuple[float, int]] = []
+        self._due: dict[int, float] = {}  # a heap entry counts only while it matches this
         self._tracked: dict[int, _Tracked] = {}
         self._finished: list[int] = []
+        self.watch = WakeWatch()
+        """The pending jobs' ids, for the wake-ups that end a round early."""
         for index, job in enumerate(self.results):
             data = data_of(job)
             if data.done:
                 self._finished.append(index)
                 continue
             self._tracked[index] = _Tracked()
-            due = now if not data.raw else now + self._delay(0, None)
-            heapq.heappush(self._heap, (due, index))
+            self.watch.ids[data.id] = index
+            self._schedule(index, now if not data.raw else now + self._delay(0, None))
+
+    def _schedule(self, index: int, due: float) -> None:
+        self._due[index] = due
+        heapq.heappush(self._heap, (due, index))
+
+    def _finish(self, index: int) -> None:
+        del self._tracked[index]
+        self._due.pop(index, None)
+        self.watch.ids.pop(data_of(self.results[index]).id, None)
+        self._finished.append(index)
 
     def _delay(self, polls: int, hint: float | None) -> float:
         return self.policy.next_delay(polls, hint=hint, rand=self.settings.random())
@@ -465,7 +511,10 @@ class ManyWait(Generic[H]):
         now = self.settings.clock()
         due: list[tuple[int, JobData]] = []
         while self._heap and len(due) < limit and self._heap[0][0] <= now:
-            _, index = heapq.heappop(self._heap)
+            when, index = heapq.heappop(self._heap)
+            if self._due.get(index) != when:
+                continue  # rescheduled or finished since
+            del self._due[index]
             due.append((index, data_of(self.results[index])))
         return due
 
@@ -486,10 +535,12 @@ class ManyWait(Generic[H]):
         Args:
             index: The job's index.
         """
-        heapq.heappush(self._heap, (self.settings.clock(), index))
+        self._schedule(index, self.settings.clock())
 
     def next_wake(self) -> float | None:
         """Return seconds until the next poll is due (0 if one is due now), or ``None``."""
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)  # a stale entry
         if not self._heap:
             return None
         return max(self._heap[0][0] - self.settings.clock(), 0.0)
@@ -512,7 +563,9 @@ class ManyWait(Generic[H]):
             MediaJobsError: A non-transient failure (authentication, not found, protocol), or a
                 transient one that happened ``retry.max_attempts`` times in a row.
         """
-        tracked = self._tracked[index]
+        tracked = self._tracked.get(index)
+        if tracked is None:
+            return None  # a push finished it while this poll was in flight
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, MediaJobsError):
                 raise outcome
@@ -522,15 +575,46 @@ class ManyWait(Generic[H]):
             delay = self._rule.delay(outcome, tracked.failures, what=what)
         else:
             data, hint = outcome
+            data = forward(data_of(self.results[index]), data)
             job = self.results[index] = updated(self.results[index], data)
             tracked.polls += 1
             tracked.failures = 0
             if data.done:
-                del self._tracked[index]
-                self._finished.append(index)
+                self._finish(index)
                 return job
             delay = self._delay(tracked.polls, hint)
-        heapq.heappush(self._heap, (self.settings.clock() + delay, index))
+        self._schedule(index, self.settings.clock() + delay)
+        return None
+
+    def push(self, index: int, snapshot: JobData | None, running: bool) -> H | None:
+        """Take a wake-up of a job: its pushed snapshot, or a request to poll it now.
+
+        A newer snapshot replaces the job's (no request is made for it); a bare wake-up, or one
+        whose snapshot is not newer, makes the job due at once unless a poll is in flight.
+
+        Args:
+            index: The job's index.
+            snapshot: The pushed snapshot (a verified webhook's), or ``None``.
+            running: Whether a poll of the job is in flight.
+
+        Returns:
+            The job if it is now terminal, else ``None``.
+        """
+        if index not in self._tracked:
+            return None
+        current = data_of(self.results[index])
+        if (
+            snapshot is not None
+            and snapshot.id == current.id
+            and is_newer(current.status, snapshot.status)
+        ):
+            job = self.results[index] = updated(self.results[index], snapshot)
+            if snapshot.done:
+                self._finish(index)
+                return job
+            return None
+        if not running:
+            self._schedule(index, self.settings.clock())
         return None
 
     def timeout_error(self) -> WaitTimeoutError[H]:
@@ -583,13 +667,15 @@ def poll_round(many: ManyWait[H], *, until_first: bool = True) -> Flow[None]:
         else:
             wake = many.next_wake() if len(running) < limit else None
         waits = [w for w in (wake, left) if w is not None]
-        outcomes = yield Gather(start, min(waits) if waits else None)
+        outcomes = yield Gather(start, min(waits) if waits else None, many.watch)
         for index, outcome in outcomes:
-            running.discard(index)
             before = data_of(many.results[index])
-            finished = many.record(index, outcome)
-            if not isinstance(outcome, BaseException):
-                yield from _seen(before, outcome[0])
+            if isinstance(outcome, Pushed):
+                finished = many.push(index, outcome.job, index in running)
+            else:
+                running.discard(index)
+                finished = many.record(index, outcome)
+            yield from _seen(before, data_of(many.results[index]))
             if finished is not None and stop_at is None and until_first:
                 stop_at = clock() + GRACE
     for index in running:

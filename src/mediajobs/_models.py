@@ -274,3 +274,29 @@ def parse_time(value: Any) -> datetime | None:
             parsed = parsed.replace(tzinfo=timezone.utc)
         return parsed.astimezone(timezone.utc)
     raise ValueError(f"not a time: {value!r}")
+
+
+_RANK: dict[JobStatus, int] = {
+    JobStatus.QUEUED: 0,
+    JobStatus.RUNNING: 1,
+    JobStatus.SUCCEEDED: 2,
+    JobStatus.FAILED: 2,
+    JobStatus.CANCELLED: 2,
+    JobStatus.EXPIRED: 2,
+}
+
+
+def is_newer(old: JobStatus, new: JobStatus) -> bool:
+    """Tell whether ``new`` moves a job forward from ``old`` (events can arrive out of order).
+
+    Queued < running < terminal. A terminal status is never replaced: a job finishes once, so
+    a late non-terminal event, or a second, different terminal one, changes nothing.
+
+    Args:
+        old: The status already known.
+        new: The status an event or poll reports.
+
+    Returns:
+        ``True`` when ``new`` should replace ``old``.
+    """
+    return _RANK[new] > _RANK[old]

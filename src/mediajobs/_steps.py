@@ -9,13 +9,13 @@ step                      the driver                                  resumes th
 ========================  =========================================  ======================
 :class:`Send`             sends the request (``stream``: body unread)  ``httpx.Response``
 :class:`Consume`          copies or skims a streamed body, closes it   :class:`Consumed`
-:class:`Sleep`            sleeps (ends early when its job is woken)    ``None``
+:class:`Sleep`            sleeps (ends early when its job is woken)    a pushed snapshot/None
 :class:`Notify`           calls the caller's ``on_update``             ``None``
 :class:`Report`           reports download progress                    ``None``
 :class:`Refresh`          re-reads the job (fresh artifact URLs)       ``JobData``
 :class:`Record`           hands a durable fact to the recorder         ``None``
 :class:`Blocking`         runs a blocking file operation               its result
-:class:`Gather`           runs sub-flows concurrently                  finished outcomes
+:class:`Gather`           runs sub-flows concurrently                  outcomes, pushes
 ========================  =========================================  ======================
 
 Flows carry the caller's job handle (``Job``, ``AsyncJob``) through, or a bare
@@ -46,6 +46,7 @@ __all__ = [
     "Handle",
     "Notify",
     "ProgressLike",
+    "Pushed",
     "Record",
     "Refresh",
     "Report",
@@ -56,6 +57,7 @@ __all__ = [
     "Step",
     "SubmitAccepted",
     "SubmitIntent",
+    "WakeWatch",
     "data_of",
     "updated",
 ]
@@ -314,9 +316,13 @@ class Consumed(_Value):
 class Sleep(_Value):
     """Sleep this many seconds, then resume with ``None``.
 
+    With ``wake``, the sleep ends early when that job is woken (a webhook arrived), and resumes
+    with the snapshot the wake carried (``None`` when it carried none: poll now). A sleep that
+    starts after a terminal snapshot of its job was pushed ends at once, with that snapshot.
+
     Attributes:
         seconds: The delay.
-        wake: A job id: the sleep ends early when that job is woken (a webhook arrived).
+        wake: A job id whose wake-up ends the sleep.
     """
 
     __slots__ = ("seconds", "wake")
@@ -399,6 +405,33 @@ class Blocking(_Value):
         self.call = call
 
 
+class Pushed(_Value):
+    """A wake-up of a watched job, as a :class:`Gather` outcome.
+
+    Attributes:
+        job: The snapshot the wake carried (a verified webhook's), or ``None``: poll now.
+    """
+
+    __slots__ = ("job",)
+
+    def __init__(self, job: JobData | None) -> None:
+        self.job = job
+
+
+class WakeWatch:
+    """The jobs a many-job wait listens for, and how far it has read the wake-ups.
+
+    Owned by the wait and updated in place: ``ids`` maps each pending job's id to its key,
+    ``cursor`` is the sequence number of the last wake-up taken (drivers advance it).
+    """
+
+    __slots__ = ("cursor", "ids")
+
+    def __init__(self, ids: dict[str, int] | None = None) -> None:
+        self.ids: dict[str, int] = ids if ids is not None else {}
+        self.cursor = 0
+
+
 class Gather(_Value):
     """Start sub-flows concurrently, then wait for outcomes.
 
@@ -408,20 +441,27 @@ class Gather(_Value):
     sub-flow's result or the exception it raised. Sub-flows still running when the flow ends
     are cancelled.
 
+    With ``wake``, the wait also ends when a watched job is woken; each wake-up not taken yet
+    (including those that came while no ``Gather`` was waiting) is one ``(key, Pushed(...))``
+    pair among the outcomes.
+
     Attributes:
         start: ``(key, flow)`` pairs to start now.
         timeout: The longest wait for an outcome, in seconds (``None``: no limit).
+        wake: The watched jobs, or ``None``.
     """
 
-    __slots__ = ("start", "timeout")
+    __slots__ = ("start", "timeout", "wake")
 
     def __init__(
         self,
         start: Sequence[tuple[int, Generator[Step, Any, Any]]] = (),
         timeout: float | None = None,
+        wake: WakeWatch | None = None,
     ) -> None:
         self.start = start
         self.timeout = timeout
+        self.wake = wake
 
 
 Step = Send | Consume | Sleep | Notify | Report | Refresh | Record | Blocking | Gather

@@ -355,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Retry-After sent with every status answer, so clients poll again after S "
         "seconds (default 1; 0 sends none)",
     )
+    serve.add_argument(
+        "--webhook-secret",
+        metavar="S",
+        help="send OpenRouter webhooks signed with S to each job's callback_url (loopback "
+        "http:// is accepted); jobs then finish on their own, one step a second",
+    )
 
     demo = command(
         "demo", _cmd_demo, "one job per provider on the built-in fake: no key, no network"
@@ -1173,7 +1179,13 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
     hint = f"{args.poll_hint:g}" if args.poll_hint else None
     # Only a key given here is enforced; otherwise the fake's own default applies.
     strict = {"api_key": args.api_key} if args.api_key else {}
-    fake = FakeProvider(**strict, scenario=Scenario(poll_retry_after=hint))
+    # With webhooks, jobs must finish without being polled: one step a second.
+    step = 1.0 if args.webhook_secret else None
+    fake = FakeProvider(
+        **strict,
+        scenario=Scenario(poll_retry_after=hint, seconds_per_step=step),
+        webhook_secret=args.webhook_secret or None,
+    )
     storage_port = args.storage_port
     if storage_port is None:
         storage_port = args.port + 1 if args.port else 0

@@ -39,6 +39,7 @@ from .._exceptions import (
 )
 from .._models import Artifact, JobData, JobErrorInfo, JobStatus, ModelInfo, parse_time
 from .._policy import PollPolicy
+from .._webhook_formats import WebhookFormat
 
 __all__ = [
     "EXTENSION_MEDIA_TYPES",
@@ -230,6 +231,8 @@ class Dialect:
         default_hosts: Role name → origin (scheme + host) of every host the provider uses.
         default_poll: The default :class:`~mediajobs.PollPolicy` (from provider guidance).
         status_table: Raw status → normalized status, a literal table.
+        webhook_format: How the provider signs and shapes its webhooks
+            (:class:`~mediajobs.webhooks.WebhookFormat`), or ``None`` when it sends none.
         file_params: Submit parameters that carry input files (read by the client).
         supports_cancel: Whether :meth:`build_cancel` is implemented. A subclass that does
             not set it gets ``True`` exactly when it (or a base) overrides ``build_cancel``.
@@ -242,6 +245,7 @@ class Dialect:
     default_poll: ClassVar[PollPolicy] = PollPolicy()
     status_table: ClassVar[Mapping[str, JobStatus]] = {}
     file_params: ClassVar[frozenset[str]] = frozenset({"image", "file", "mask"})
+    webhook_format: ClassVar[WebhookFormat | None] = None
     supports_cancel: ClassVar[bool] = False
 
     _init_args: tuple[tuple[Any, ...], dict[str, Any]]

@@ -25,6 +25,7 @@ import httpx
 from .._exceptions import ProtocolError
 from .._models import Artifact, JobData, JobStatus, ModelInfo
 from .._policy import PollPolicy
+from .._webhook_formats import OpenRouterWebhooks, WebhookFormat
 from .base import Dialect
 
 __all__ = ["OpenRouter"]
@@ -47,6 +48,7 @@ class OpenRouter(Dialect):
     # OpenRouter asks clients to poll every 10-30 s: a quick start for short jobs, then its
     # 10 s floor within about 24 s of waiting (docs/performance.md, "Recommended defaults").
     default_poll: ClassVar[PollPolicy] = PollPolicy()
+    webhook_format: ClassVar[WebhookFormat | None] = OpenRouterWebhooks()
     status_table: ClassVar[Mapping[str, JobStatus]] = {
         "pending": JobStatus.QUEUED,
         "in_progress": JobStatus.RUNNING,

@@ -34,6 +34,7 @@ from ._state import (
     redact,
 )
 from ._storage import UrlSigner, artifact_response, s3_error
+from ._webhook_sender import WebhookSender
 from ._wires import WIRES, OpenRouterWire, Wire, route
 
 __all__ = [
@@ -79,6 +80,13 @@ class FakeProvider:
         honor_idempotency: Answer a repeated ``Idempotency-Key`` (same provider, same key)
             with the job its first submit created, creating nothing; ``False`` makes every
             submit a new job, like a provider that ignores the header.
+        webhook_secret: Send OpenRouter webhooks signed with this secret: when a job
+            submitted with a ``callback_url`` reaches a terminal state (noticed on the fake's
+            clock, by :meth:`tick`, which :class:`FakeServer` calls continually, and on every
+            request), a signed event is posted to that URL from a background thread, retried
+            with backoff on non-2xx answers. :attr:`Scenario.webhook_faults` injects faults.
+        webhook_backoff: The first retry delay of a refused webhook, in seconds (doubled each
+            time, at most 5 s, 8 attempts in all).
 
     Raises:
         ValueError: If ``api_key`` is empty.
@@ -95,6 +103,8 @@ class FakeProvider:
         api_key: str | None = None,
         scenario: Scenario | None = None,
         honor_idempotency: bool = True,
+        webhook_secret: str | None = None,
+        webhook_backoff: float = 0.2,
     ) -> None:
         if api_key is not None and not api_key:
             raise ValueError("api_key cannot be empty (None accepts any key)")
@@ -127,6 +137,12 @@ class FakeProvider:
         self._signer = UrlSigner()
         self._lock = threading.RLock()
         self._wires: dict[str, Wire] = {wire.name: wire(self) for wire in WIRES}
+        self.webhook_secret = webhook_secret
+        """The secret webhooks are signed with (read at each delivery); ``None``: none sent."""
+        self.webhooks: WebhookSender | None = None
+        """The sender of webhooks, once one was sent: ``webhooks.deliveries`` records them."""
+        self.webhook_backoff = webhook_backoff
+        self._awaiting_notice: set[str] = set()
 
     # ----------------------------------------------------------------- public API
 
@@ -188,6 +204,23 @@ class FakeProvider:
         with self._lock:
             self._scripts.append(_Script(scenario, model, provider, times))
 
+    def tick(self) -> None:
+        """Bring jobs awaiting a webhook up to date with the clock; send the ones now due.
+
+        :class:`FakeServer` calls this every few milliseconds, and every request does too; call
+        it yourself after advancing a hand-driven clock of an in-process fake.
+        """
+        with self._lock:
+            for job_id in list(self._awaiting_notice):
+                self._advance(self.jobs[job_id])
+
+    def close(self) -> None:
+        """Stop the webhook sender (pending deliveries get up to 5 seconds); idempotent."""
+        with self._lock:
+            sender, self.webhooks = self.webhooks, None
+        if sender is not None:
+            sender.close()
+
     def transport(self) -> httpx.MockTransport:
         """Return a transport serving this fake to ``httpx.Client`` and ``httpx.AsyncClient``."""
         return httpx.MockTransport(self.handle)
@@ -209,6 +242,7 @@ class FakeProvider:
         request.read()
         incoming = Incoming.parse(request)
         with self._lock:
+            self.tick()
             try:
                 response = self._dispatch(incoming)
             except httpx.TransportError:
@@ -439,6 +473,8 @@ class FakeProvider:
         )
         job.raw_status = wire.raw(job, job.status)
         self.jobs[job_id] = job
+        if job.callback_url and isinstance(wire, OpenRouterWire):
+            self._awaiting_notice.add(job_id)
         return job
 
     def _poll(self, wire: Wire, job: FakeJob) -> httpx.Response:
@@ -491,6 +527,24 @@ class FakeProvider:
                 job.finished_unix = now
         job.status = stage
         job.raw_status = self._wires[job.provider].raw(job, stage)
+        if stage in TERMINAL and job.id in self._awaiting_notice:
+            self._notify(job)
+
+    def _notify(self, job: FakeJob) -> None:
+        """Queue the signed webhook of a job that just became terminal."""
+        if self.webhook_secret is None or job.callback_url is None:
+            return
+        self._awaiting_notice.discard(job.id)
+        if self.webhooks is None or self.webhooks.secret != self.webhook_secret:
+            if self.webhooks is not None:
+                self.webhooks.close(timeout=0)
+            self.webhooks = WebhookSender(
+                self.webhook_secret, attempts=8, backoff=self.webhook_backoff, max_backoff=5.0
+            )
+        body = self._wires[job.provider].job_body(job)
+        self.webhooks.deliver(
+            body, url=job.callback_url, model=job.model, faults=job.scenario.webhook_faults
+        )
 
     def _stage(self, job: FakeJob) -> str:
         """The job's normalized status now: polls move it on, or the clock does."""

@@ -15,10 +15,15 @@ from collections.abc import Set as AbstractSet
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["MALFORMED_PLACES", "PRESETS", "Scenario", "presets_in"]
+__all__ = ["MALFORMED_PLACES", "PRESETS", "WEBHOOK_FAULTS", "Scenario", "presets_in"]
 
 MALFORMED_PLACES = frozenset({"submit", "submit_fields", "poll", "poll_fields", "content"})
 """The places :attr:`Scenario.malformed` can break."""
+
+WEBHOOK_FAULTS = frozenset(
+    {"duplicate", "out_of_order", "bad_signature", "stale_timestamp", "lost"}
+)
+"""The faults :attr:`Scenario.webhook_faults` can inject."""
 
 _PRESET_TOKEN = re.compile(r"(?<![\w-])fake:([a-z][a-z0-9-]*)")
 
@@ -95,11 +100,16 @@ class Scenario:
     openrouter_shape: Literal["unsigned_urls", "signed_urls"] = "unsigned_urls"
     """OpenRouter success shape: ``unsigned_urls[]`` only (they need the key), or the newer
     answer that adds ``urls[]`` (pre-signed storage URLs that need no key) and ``expires_at``."""
+    webhook_faults: AbstractSet[str] = frozenset()
+    """OpenRouter webhooks of a fake with a ``webhook_secret``: faults of this job's terminal
+    delivery, any of ``"duplicate"`` (sent twice), ``"out_of_order"`` (a stale ``in_progress``
+    event follows), ``"bad_signature"``, ``"stale_timestamp"`` and ``"lost"`` (never sent)."""
 
     def __post_init__(self) -> None:
         freeze = object.__setattr__
         freeze(self, "steps", tuple(self.steps))
         freeze(self, "malformed", frozenset(self.malformed))
+        freeze(self, "webhook_faults", frozenset(self.webhook_faults))
         for name in ("raw_statuses", "poll_errors", "download_errors"):
             freeze(self, name, MappingProxyType(dict(getattr(self, name))))
         if self.polls_per_step < 1:
@@ -110,6 +120,8 @@ class Scenario:
             raise ValueError("artifact_size and artifact_count cannot be negative")
         if unknown := self.malformed - MALFORMED_PLACES:
             raise ValueError(f"unknown malformed places: {sorted(unknown)}")
+        if unknown := self.webhook_faults - WEBHOOK_FAULTS:
+            raise ValueError(f"unknown webhook faults: {sorted(unknown)}")
         if self.therouter_shape not in ("unsigned_urls", "result_data"):
             raise ValueError(f"unknown therouter_shape: {self.therouter_shape!r}")
         if self.onerouter_shape not in ("outputs", "urls_video"):

@@ -21,7 +21,10 @@ from ._fake import FakeProvider
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ["FakeServer", "serve"]
+__all__ = ["TICK", "FakeServer", "serve"]
+
+TICK = 0.02
+"""Seconds between two looks at the fake's clock for jobs that finished (webhooks)."""
 
 
 class FakeServer:
@@ -61,6 +64,8 @@ class FakeServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._origins: tuple[str, str] | None = None
         self._saved_origins = (self.fake.api_origin, self.fake.storage_origin)
+        self._ticking = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -119,6 +124,9 @@ class FakeServer:
             target=self._run, args=(sockets,), name="mediajobs-fake-server", daemon=True
         )
         self._thread.start()
+        self._ticking.clear()
+        self._ticker = threading.Thread(target=self._tick, name="mediajobs-fake-clock", daemon=True)
+        self._ticker.start()
         deadline = time.monotonic() + self._startup_timeout
         while not all(server.started for server in self._servers):
             if not self._thread.is_alive() or time.monotonic() > deadline:
@@ -139,6 +147,11 @@ class FakeServer:
         thread = self._thread
         if thread is None:
             return
+        self._ticking.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        self.fake.close()
         for server in self._servers:
             server.should_exit = True
         thread.join(timeout=grace)
@@ -155,6 +168,11 @@ class FakeServer:
         self._loop = None
         self._origins = None
         self.fake.api_origin, self.fake.storage_origin = self._saved_origins
+
+    def _tick(self) -> None:
+        """Let the fake notice, on its clock, jobs that finished (it sends their webhooks)."""
+        while not self._ticking.wait(TICK):
+            self.fake.tick()
 
     def _abort_connections(self) -> None:
         """Reset every open connection (runs on the server's loop).

@@ -20,6 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
@@ -37,8 +38,12 @@ from tenacity import (
 
 from .._version import __version__
 from .._webhooks import DEFAULT_TOLERANCE, sign
+from ._scenario import WEBHOOK_FAULTS
 
-__all__ = ["WebhookDelivery", "WebhookSender", "webhook_event"]
+__all__ = ["FAULTS", "WebhookDelivery", "WebhookSender", "webhook_event"]
+
+FAULTS = WEBHOOK_FAULTS
+"""The faults a single delivery can be given (``deliver(..., faults=...)``)."""
 
 # The fake's normalized names → OpenRouter's raw ones (raw names pass through unchanged).
 _RAW_STATUS = {"queued": "pending", "running": "in_progress", "succeeded": "completed"}
@@ -226,6 +231,7 @@ class WebhookSender:
         *,
         url: str | None = None,
         model: str | None = None,
+        faults: Iterable[str] = (),
     ) -> None:
         """Queue the event for a job's status (and whatever the fault switches add).
 
@@ -237,6 +243,9 @@ class WebhookSender:
             status: The status to report (raw or normalized); the body's own by default.
             url: The callback URL (the sender's ``url`` by default).
             model: The model, when the job body does not name it.
+            faults: Faults for this delivery on top of the sender's switches: any of
+                ``"duplicate"``, ``"out_of_order"``, ``"bad_signature"``,
+                ``"stale_timestamp"``, ``"lost"`` (see :data:`FAULTS`).
 
         Raises:
             ValueError: If there is no http(s) URL, or the job body has no id or status.
@@ -249,15 +258,19 @@ class WebhookSender:
             raise ValueError(f"the callback URL must be http(s): {target!r}")
         if self._closing.is_set():
             raise RuntimeError("the webhook sender is closed")
+        extra = set(faults)
+        if unknown := extra - FAULTS:
+            raise ValueError(f"unknown webhook faults: {sorted(unknown)}")
         event = webhook_event(job_payload, status, model=model, created_at=self.clock())
         events = [(event, "event")]
-        if self.duplicate:
+        if self.duplicate or "duplicate" in extra:
             events.append((event, "duplicate"))
-        if self.out_of_order and event["data"]["status"] in _TERMINAL:
+        out_of_order = self.out_of_order or "out_of_order" in extra
+        if out_of_order and event["data"]["status"] in _TERMINAL:
             stale = webhook_event(event["data"], "in_progress", created_at=self.clock() - 1)
             events.append((stale, "stale"))
         for item, variant in events:
-            self._enqueue(target, item, variant)
+            self._enqueue(target, item, variant, extra)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued delivery has finished (delivered or given up).
@@ -288,7 +301,9 @@ class WebhookSender:
 
     # ------------------------------------------------------------------ internals
 
-    def _enqueue(self, url: str, event: dict[str, Any], variant: str) -> None:
+    def _enqueue(
+        self, url: str, event: dict[str, Any], variant: str, faults: AbstractSet[str]
+    ) -> None:
         data = event["data"]
         delivery = WebhookDelivery(
             job_id=data["id"],
@@ -296,11 +311,15 @@ class WebhookSender:
             url=url,
             idempotency_key=f"{data['id']}-{data['status']}",
             variant=variant,
-            bad_signature=self.bad_signature,
-            stale_timestamp=self.stale_timestamp,
+            bad_signature=self.bad_signature or "bad_signature" in faults,
+            stale_timestamp=self.stale_timestamp or "stale_timestamp" in faults,
             body=json.dumps(event, separators=(",", ":")).encode(),
         )
-        lost = data["id"] in self.drop_jobs or self._random.random() < self.drop_probability
+        lost = (
+            "lost" in faults
+            or data["id"] in self.drop_jobs
+            or self._random.random() < self.drop_probability
+        )
         with self._lock:
             self.deliveries.append(delivery)
             if lost:

@@ -33,15 +33,17 @@ __all__ = [
 
 
 @pytest.fixture
-def fake_provider() -> FakeProvider:
+def fake_provider() -> Iterator[FakeProvider]:
     """A fresh in-process fake of the four providers; it accepts any non-empty API key.
 
-    Returns:
+    Yields:
         The fake; use ``fake_provider.transport()`` and ``fake_provider.api_origin``.
     """
     from mediajobs.testing import FakeProvider  # noqa: PLC0415  (keep the plugin light)
 
-    return FakeProvider()
+    fake = FakeProvider()
+    yield fake
+    fake.close()  # its webhook sender, if it sent any
 
 
 @pytest.fixture
