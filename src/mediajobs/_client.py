@@ -312,12 +312,14 @@ class Client(_BaseClient[Job]):
 
         Args:
             job: A job handle or a stored job id.
-            kind: The job kind, for an id whose status route depends on it.
+            kind: The job kind, for an id whose status route depends on it; without it, a
+                404 from the likelier route is followed by one read on the other.
 
         Returns:
             The job handle, updated (a new one for an id).
 
         Raises:
+            NotFoundError: When no status route of the provider knows the job.
             APIError: When the provider answers with an error.
             APIConnectionError: When the network fails beyond retries.
             ProtocolError: When the answer is not in the documented shape.
@@ -340,7 +342,8 @@ class Client(_BaseClient[Job]):
             timeout: Seconds for the whole wait (default: ``wait_timeout``).
             poll: A poll policy for this wait.
             on_update: Called with the job on every status change.
-            kind: The job kind, for an id whose status route depends on it.
+            kind: The job kind, for an id whose status route depends on it; without it, a
+                404 from the likelier route is followed by one read on the other.
 
         Returns:
             The job, succeeded.
@@ -361,7 +364,8 @@ class Client(_BaseClient[Job]):
 
         Args:
             job: A job handle or a stored job id.
-            kind: The job kind, for an id whose route depends on it.
+            kind: The job kind, for an id whose route depends on it; without it, a 404
+                from the likelier route is followed by one request on the other.
 
         Returns:
             The job, updated.
@@ -388,7 +392,8 @@ class Client(_BaseClient[Job]):
             dest_dir: The directory.
             on_progress: Called with ``(done_bytes, total_bytes_or_None)``.
             overwrite: Replace existing files instead of refusing.
-            kind: The job kind, for an id whose route depends on it.
+            kind: The job kind, for an id whose route depends on it; without it, a 404
+                from the likelier route is followed by one request on the other.
 
         Returns:
             The paths written, in artifact order.
@@ -579,12 +584,14 @@ class AsyncClient(_BaseClient[AsyncJob]):
 
         Args:
             job: A job handle or a stored job id.
-            kind: The job kind, for an id whose status route depends on it.
+            kind: The job kind, for an id whose status route depends on it; without it, a
+                404 from the likelier route is followed by one read on the other.
 
         Returns:
             The job handle, updated (a new one for an id).
 
         Raises:
+            NotFoundError: When no status route of the provider knows the job.
             APIError: When the provider answers with an error.
             APIConnectionError: When the network fails beyond retries.
             ProtocolError: When the answer is not in the documented shape.
@@ -607,7 +614,8 @@ class AsyncClient(_BaseClient[AsyncJob]):
             timeout: Seconds for the whole wait (default: ``wait_timeout``).
             poll: A poll policy for this wait.
             on_update: Called (awaited if async) with the job on every status change.
-            kind: The job kind, for an id whose status route depends on it.
+            kind: The job kind, for an id whose status route depends on it; without it, a
+                404 from the likelier route is followed by one read on the other.
 
         Returns:
             The job, succeeded.
@@ -628,7 +636,8 @@ class AsyncClient(_BaseClient[AsyncJob]):
 
         Args:
             job: A job handle or a stored job id.
-            kind: The job kind, for an id whose route depends on it.
+            kind: The job kind, for an id whose route depends on it; without it, a 404
+                from the likelier route is followed by one request on the other.
 
         Returns:
             The job, updated.
@@ -655,7 +664,8 @@ class AsyncClient(_BaseClient[AsyncJob]):
             dest_dir: The directory.
             on_progress: Called with ``(done_bytes, total_bytes_or_None)``.
             overwrite: Replace existing files instead of refusing.
-            kind: The job kind, for an id whose route depends on it.
+            kind: The job kind, for an id whose route depends on it; without it, a 404
+                from the likelier route is followed by one request on the other.
 
         Returns:
             The paths written, in artifact order.
