@@ -18,6 +18,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -25,7 +26,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from ._artifact import download_flow
-from ._config import check_api_key
+from ._config import check_api_key, check_extra_headers, request_timeout
 from ._drivers import OnProgress, Recorder, Runtime, Wakeups, run_async, run_sync
 from ._exceptions import ConfigurationError
 from ._files import ArtifactFiles
@@ -80,7 +81,7 @@ class _BaseClient(Generic[J]):
         base_url: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         max_concurrency: int = DEFAULT_CONCURRENCY,
@@ -100,7 +101,7 @@ class _BaseClient(Generic[J]):
             dialect=dialect,
             api_key=key,
             headers=merged,
-            timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
+            timeout=request_timeout(DEFAULT_TIMEOUT if timeout is None else timeout, "timeout"),
             poll=poll or dialect.default_poll,
             retry=retry or RetryPolicy(),
             wait_timeout=wait_timeout,
@@ -160,17 +161,29 @@ class _BaseClient(Generic[J]):
     # Each method's flow, shared by both clients.
 
     def _submit(
-        self, kind: str, model: str, prompt: str | None, params: Mapping[str, Any]
+        self,
+        kind: str,
+        model: str,
+        prompt: str | None,
+        params: Mapping[str, Any],
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
     ) -> Flow[JobData]:
-        self._settings.dialect.check_kind(kind)
-        payload = read_inputs(params, self._settings.dialect.file_params)
+        settings = self._settings
+        settings.dialect.check_kind(kind)
+        headers = None if extra_headers is None else check_extra_headers(extra_headers)
+        if timeout is not None:
+            settings = replace(settings, timeout=request_timeout(timeout, "timeout"))
+        payload = read_inputs(params, settings.dialect.file_params)
         return submit_flow(
-            self._settings,
+            settings,
             kind,
             model=model,
             prompt=prompt,
             params=payload,
             idempotency_key=uuid.uuid4().hex,
+            extra_headers=headers,
         )
 
     def _many(
@@ -225,14 +238,18 @@ class Client(_BaseClient[Job]):
         base_url: Scheme + host (+ port) replacing every host of the provider.
         poll: Default poll policy (defaults per provider).
         retry: Retry policy for transient failures.
-        timeout: Seconds any single request may take (default 60).
+        timeout: Seconds any single request may take (default 60), or an ``httpx.Timeout``
+            to set connect, read, write and pool apart (``httpx.Timeout(None)``: no limit).
+            Not the wait deadline: that is ``wait_timeout``, and a wait cuts each request's
+            time to what is left of it.
         http_client: An ``httpx.Client`` to use (not closed by this client).
         headers: Extra headers for every API request.
         wait_timeout: Default seconds for a whole wait (default 3600; ``None``: no deadline).
         max_concurrency: Requests in flight at once for many-job waits and downloads.
 
     Raises:
-        ConfigurationError: Without a key, with an unknown provider or a bad base URL.
+        ConfigurationError: Without a key, with an unknown provider, a bad base URL or a bad
+            timeout.
     """
 
     _job_class = Job
@@ -245,7 +262,7 @@ class Client(_BaseClient[Job]):
         base_url: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
         http_client: httpx.Client | None = None,
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
@@ -285,7 +302,14 @@ class Client(_BaseClient[Job]):
         return run_sync(flow, self._runtime(**callbacks))
 
     def submit(
-        self, kind: JobKind | str, *, model: str, prompt: str | None = None, **params: Any
+        self,
+        kind: JobKind | str,
+        *,
+        model: str,
+        prompt: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        **params: Any,
     ) -> Job:
         """Create a job.
 
@@ -293,19 +317,30 @@ class Client(_BaseClient[Job]):
             kind: ``"image"``, ``"image_edit"``, ``"video"``, ``"speech"`` or ``"transcription"``.
             model: The model.
             prompt: The prompt.
+            extra_headers: Headers for this submit only, beside the client's ``headers``
+                (sent to the provider's API hosts only; ``Authorization``,
+                ``Idempotency-Key`` and the body's headers are refused).
+            timeout: Seconds (or an ``httpx.Timeout``) each request of this submit may take,
+                instead of the client's ``timeout``.
             **params: Provider parameters, passed as they are; ``image=``/``file=`` accept a
-                path, bytes or a binary file object.
+                path, bytes or a binary file object. ``extra_headers`` and ``timeout`` are
+                this method's own and never reach the provider.
 
         Returns:
             The new job (usually queued).
 
         Raises:
+            ConfigurationError: For unusable ``extra_headers`` or ``timeout`` (before any
+                request).
             UnsupportedError: If the provider does not offer ``kind`` (before any request).
             APIError: When the provider refuses the job.
             APIConnectionError: When the network fails (retried only if the job cannot exist).
             ProtocolError: When the answer is not in the documented shape.
         """
-        return Job(self._run(self._submit(kind, model, prompt, params)), self)
+        flow = self._submit(
+            kind, model, prompt, params, extra_headers=extra_headers, timeout=timeout
+        )
+        return Job(self._run(flow), self)
 
     def get(self, job: JobRef, *, kind: str | None = None) -> Job:
         """Read a job's current state.
@@ -497,14 +532,18 @@ class AsyncClient(_BaseClient[AsyncJob]):
         base_url: Scheme + host (+ port) replacing every host of the provider.
         poll: Default poll policy (defaults per provider).
         retry: Retry policy for transient failures.
-        timeout: Seconds any single request may take (default 60).
+        timeout: Seconds any single request may take (default 60), or an ``httpx.Timeout``
+            to set connect, read, write and pool apart (``httpx.Timeout(None)``: no limit).
+            Not the wait deadline: that is ``wait_timeout``, and a wait cuts each request's
+            time to what is left of it.
         http_client: An ``httpx.AsyncClient`` to use (not closed by this client).
         headers: Extra headers for every API request.
         wait_timeout: Default seconds for a whole wait (default 3600; ``None``: no deadline).
         max_concurrency: Requests in flight at once for many-job waits and downloads.
 
     Raises:
-        ConfigurationError: Without a key, with an unknown provider or a bad base URL.
+        ConfigurationError: Without a key, with an unknown provider, a bad base URL or a bad
+            timeout.
     """
 
     _job_class = AsyncJob
@@ -517,7 +556,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
         base_url: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
         http_client: httpx.AsyncClient | None = None,
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
@@ -557,7 +596,14 @@ class AsyncClient(_BaseClient[AsyncJob]):
         return await run_async(flow, self._runtime(**callbacks))
 
     async def submit(
-        self, kind: JobKind | str, *, model: str, prompt: str | None = None, **params: Any
+        self,
+        kind: JobKind | str,
+        *,
+        model: str,
+        prompt: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        **params: Any,
     ) -> AsyncJob:
         """Create a job.
 
@@ -565,19 +611,30 @@ class AsyncClient(_BaseClient[AsyncJob]):
             kind: ``"image"``, ``"image_edit"``, ``"video"``, ``"speech"`` or ``"transcription"``.
             model: The model.
             prompt: The prompt.
+            extra_headers: Headers for this submit only, beside the client's ``headers``
+                (sent to the provider's API hosts only; ``Authorization``,
+                ``Idempotency-Key`` and the body's headers are refused).
+            timeout: Seconds (or an ``httpx.Timeout``) each request of this submit may take,
+                instead of the client's ``timeout``.
             **params: Provider parameters, passed as they are; ``image=``/``file=`` accept a
-                path, bytes or a binary file object.
+                path, bytes or a binary file object. ``extra_headers`` and ``timeout`` are
+                this method's own and never reach the provider.
 
         Returns:
             The new job (usually queued).
 
         Raises:
+            ConfigurationError: For unusable ``extra_headers`` or ``timeout`` (before any
+                request).
             UnsupportedError: If the provider does not offer ``kind`` (before any request).
             APIError: When the provider refuses the job.
             APIConnectionError: When the network fails (retried only if the job cannot exist).
             ProtocolError: When the answer is not in the documented shape.
         """
-        return AsyncJob(await self._run(self._submit(kind, model, prompt, params)), self)
+        flow = self._submit(
+            kind, model, prompt, params, extra_headers=extra_headers, timeout=timeout
+        )
+        return AsyncJob(await self._run(flow), self)
 
     async def get(self, job: JobRef, *, kind: str | None = None) -> AsyncJob:
         """Read a job's current state.

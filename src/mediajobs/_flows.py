@@ -150,6 +150,7 @@ def submit_flow(
     prompt: str | None,
     params: Mapping[str, Any],
     idempotency_key: str,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> Flow[JobData]:
     """Create a job; the same ``Idempotency-Key`` goes on every attempt.
 
@@ -163,6 +164,7 @@ def submit_flow(
         prompt: The prompt.
         params: Extra provider parameters (input files already read).
         idempotency_key: The key for this submit's attempts.
+        extra_headers: Headers for this submit's requests (checked; sent to API hosts only).
 
     Returns:
         The new job.
@@ -176,6 +178,8 @@ def submit_flow(
 
     def build() -> httpx.Request:
         request = dialect.build_submit(kind, model=model, prompt=prompt, params=params)
+        if extra_headers and dialect.is_api_url(request.url):
+            request.headers.update(extra_headers)
         request.headers["Idempotency-Key"] = idempotency_key
         return request
 
