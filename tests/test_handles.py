@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import httpx
 import pytest
@@ -12,24 +14,26 @@ from mediajobs.testing import FakeProvider
 FAST = mj.PollPolicy.fixed(0.001)
 
 
+def make(cls: Any, fake: FakeProvider, provider: str = "therouter") -> Any:
+    """A client of class ``cls`` (``mj.Client`` or ``mj.AsyncClient``) on the fake."""
+    http = httpx.Client if cls is mj.Client else httpx.AsyncClient
+    return cls(
+        provider,
+        api_key=fake.api_key,
+        base_url=fake.api_origin,
+        poll=FAST,
+        http_client=http(transport=fake.transport()),
+    )
+
+
 def sync_client(fake: FakeProvider, provider: str = "therouter") -> mj.Client:
-    return mj.Client(
-        provider,
-        api_key=fake.api_key,
-        base_url=fake.api_origin,
-        poll=FAST,
-        http_client=httpx.Client(transport=fake.transport()),
-    )
+    client: mj.Client = make(mj.Client, fake, provider)
+    return client
 
 
-def async_client(fake: FakeProvider, provider: str = "therouter") -> mj.AsyncClient:
-    return mj.AsyncClient(
-        provider,
-        api_key=fake.api_key,
-        base_url=fake.api_origin,
-        poll=FAST,
-        http_client=httpx.AsyncClient(transport=fake.transport()),
-    )
+def async_client(fake: FakeProvider) -> mj.AsyncClient:
+    client: mj.AsyncClient = make(mj.AsyncClient, fake)
+    return client
 
 
 def test_handles_of_one_job_are_equal_whatever_snapshot_they_hold() -> None:

@@ -151,7 +151,11 @@ class _JobView(Generic[C]):
 
 
 class Job(_JobView["Client"]):
-    """A job handle from :class:`Client`; its methods update it in place and return it."""
+    """A job handle from :class:`Client`; its methods update it in place and return it.
+
+    Handles of one job are equal and hash alike, whatever snapshot each holds: equality is by
+    ``(provider, id)``, and a handle never equals an :class:`AsyncJob`.
+    """
 
     __slots__ = ()
 
@@ -232,7 +236,11 @@ class Job(_JobView["Client"]):
 
 
 class AsyncJob(_JobView["AsyncClient"]):
-    """A job handle from :class:`AsyncClient`; its methods update it in place and return it."""
+    """A job handle from :class:`AsyncClient`; its methods update it in place and return it.
+
+    Handles of one job are equal and hash alike, whatever snapshot each holds: equality is by
+    ``(provider, id)``, and a handle never equals an :class:`Job`.
+    """
 
     __slots__ = ()
 
