@@ -13,12 +13,12 @@ is one or two lines.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -174,7 +174,7 @@ class _BaseClient(Generic[J]):
         settings.dialect.check_kind(kind)
         headers = None if extra_headers is None else check_extra_headers(extra_headers)
         if timeout is not None:
-            settings = replace(settings, timeout=request_timeout(timeout, "timeout"))
+            settings = dataclasses.replace(settings, timeout=request_timeout(timeout, "timeout"))
         payload = read_inputs(params, settings.dialect.file_params)
         return submit_flow(
             settings,
