@@ -133,6 +133,20 @@ def test_wait_with_out_downloads(server: FakeServer, tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_ids_without_kind_are_found_on_either_route(server: FakeServer, tmp_path: Path) -> None:
+    submit = ["submit", "video", "--model", "grok-imagine-video", "--prompt", "x"]
+    job_id = json_out(mj(server, "worldrouter", "--json", *submit))["id"]
+    status = mj(server, "worldrouter", "--json", "status", job_id)
+    assert status.returncode == 0, status.stderr
+    assert json_out(status)["id"] == job_id
+    assert json_out(status)["kind"] == "video"
+    result = mj(server, "worldrouter", "--json", "wait", job_id, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (path,) = json_out(result)["paths"]
+    assert sha256(Path(path)) == server.fake.artifact_sha256(job_id)
+
+
+@pytest.mark.e2e
 def test_cancel_by_id(server: FakeServer) -> None:
     submit = ["submit", "video", "--model", "m", "--prompt", "fake:slow"]
     job_id = json_out(mj(server, "therouter", "--json", *submit))["id"]

@@ -8,8 +8,9 @@ drivers (``_drivers.py``: the :class:`~mediajobs._steps.Consume` step) into part
   ``Consume`` (copy or skim its body, then close it), ``Sleep`` and ``Refresh``, and decides
   everything else: redirects (each hop passes through ``Settings.prepare``, so the key goes only
   to the provider's API hosts and never follows a redirect to storage), retries through the one
-  retry rule, ``Range`` resume or restart from zero, the one refresh of a refused (expired)
-  URL, and the ``Content-Length`` check.
+  retry rule, ``Range`` resume or restart from zero, the one switch from a signed URL to its
+  keyed fallback URL, the one refresh of a refused (expired) URL, and the ``Content-Length``
+  check.
 * :func:`download_flow` is one ``download`` call: the job's checks (its outcome raised here,
   with the caller's handle), the part files, every artifact concurrently (``Gather``), the
   atomic commit, and a :class:`~mediajobs._steps.FileWritten` record per file.
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 import httpx
 
 from ._exceptions import (
+    APIConnectionError,
     APIError,
     DownloadError,
     MediaJobsError,
@@ -205,6 +207,10 @@ class _RefusedError(Exception):
         self.error = error
 
 
+class _SourceFailedError(_RefusedError):
+    """Internal: 403 or 404 from a URL whose artifact has a fallback URL still untried."""
+
+
 class _Cursor:
     """Where one artifact's download stands; owned by its flow."""
 
@@ -228,11 +234,27 @@ class _Cursor:
         self.validator: str | None = None  # strong ETag or Last-Modified, for If-Range
         self.ranges = True  # False once resuming is pointless (encoded body, bad Content-Range)
         self.refreshed = False
+        self.fell_back = False  # the artifact's fallback URL has been taken
         self.content_type: str | None = None
         self.url = artifact.url  # the URL of the last hop, for errors
 
     def restart(self) -> None:
         self.have = 0
+
+    def may_fall_back(self) -> bool:
+        return self.artifact.fallback_url is not None and not self.fell_back
+
+    def fall_back(self, reason: str) -> None:
+        """Take the artifact's fallback URL: another source, so start again from byte 0."""
+        fallback = self.artifact.fallback_url
+        log.debug("%s: %s; trying its fallback URL", self.describe(), reason)
+        self.artifact = self.artifact.model_copy(update={"url": fallback, "fallback_url": None})
+        self.fell_back = True
+        self.via_content = False
+        self.validator = None
+        self.total = None
+        self.ranges = True
+        self.restart()
 
     def describe(self) -> str:
         return f"{self.job.provider} job {self.job.id} artifact {self.artifact.index}"
@@ -402,6 +424,8 @@ def _attempt(settings: Settings, cursor: _Cursor) -> Flow[Fetched]:
             response, limit=_SNIPPET, key=cursor.key, progress=cursor.progress
         )
         error = _api_error(settings, response, consumed.snippet)
+        if status in (403, 404) and cursor.may_fall_back():
+            raise _SourceFailedError(error)
         if status == 403:
             raise _RefusedError(error)
         if status in RETRYABLE_STATUS:
@@ -483,6 +507,11 @@ def artifact_flow(
     backoff with jitter, or ``Retry-After``. A ``403`` is taken for an expired pre-signed URL
     and refreshed once.
 
+    An artifact with a :attr:`~mediajobs.Artifact.fallback_url` (a signed URL, sent without
+    credentials, beside a keyed route on the API host) switches to that URL once, from byte 0,
+    when its URL answers 403 or 404 or keeps failing to connect until the retries run out;
+    the fallback URL then gets the key, as every API URL does, and nothing else changes.
+
     Args:
         settings: The client's settings.
         job: The job (for refreshing).
@@ -514,9 +543,19 @@ def artifact_flow(
             failure = cursor.fail(message)
             failure.__cause__ = retry.cause
             what = cursor.describe()
-            yield Sleep(
-                rule.delay(failure, failures, what=what, hint=retry.hint, reason=retry.reason)
-            )
+            try:
+                delay = rule.delay(
+                    failure, failures, what=what, hint=retry.hint, reason=retry.reason
+                )
+            except DownloadError:
+                if not (cursor.may_fall_back() and isinstance(retry.cause, APIConnectionError)):
+                    raise
+                cursor.fall_back(f"{retry.reason} after {failures} attempts")
+                best = failures = 0
+                continue
+            yield Sleep(delay)
+        except _SourceFailedError as failed:
+            cursor.fall_back(failed.error.message)
         except _RefusedError as refused:
             if cursor.refreshed:
                 message = f"{refused.error.message}, even with a fresh URL"

@@ -13,6 +13,7 @@ is one or two lines.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import httpx
 
 from ._artifact import download_flow
-from ._config import check_api_key
+from ._config import check_api_key, check_extra_headers, request_timeout
 from ._drivers import OnProgress, Recorder, Runtime, Wakeups, run_async, run_sync
 from ._exceptions import ConfigurationError
 from ._files import ArtifactFiles
@@ -88,7 +89,7 @@ class _BaseClient(Generic[J]):
         base_url: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         max_concurrency: int = DEFAULT_CONCURRENCY,
@@ -112,7 +113,7 @@ class _BaseClient(Generic[J]):
             dialect=dialect,
             api_key=key,
             headers=merged,
-            timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
+            timeout=request_timeout(DEFAULT_TIMEOUT if timeout is None else timeout, "timeout"),
             poll=poll or dialect.default_poll,
             retry=retry or RetryPolicy(),
             wait_timeout=wait_timeout,
@@ -179,17 +180,29 @@ class _BaseClient(Generic[J]):
     # Each method's flow, shared by both clients.
 
     def _submit(
-        self, kind: str, model: str, prompt: str | None, params: Mapping[str, Any]
+        self,
+        kind: str,
+        model: str,
+        prompt: str | None,
+        params: Mapping[str, Any],
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
     ) -> Flow[JobData]:
-        self._settings.dialect.check_kind(kind)
-        payload = read_inputs(params, self._settings.dialect.file_params)
+        settings = self._settings
+        settings.dialect.check_kind(kind)
+        headers = None if extra_headers is None else check_extra_headers(extra_headers)
+        if timeout is not None:
+            settings = dataclasses.replace(settings, timeout=request_timeout(timeout, "timeout"))
+        payload = read_inputs(params, settings.dialect.file_params)
         return submit_flow(
-            self._settings,
+            settings,
             kind,
             model=model,
             prompt=prompt,
             params=payload,
             idempotency_key=uuid.uuid4().hex,
+            extra_headers=headers,
         )
 
     def _many(
@@ -307,7 +320,10 @@ class Client(_BaseClient[Job]):
         base_url: Scheme + host (+ port) replacing every host of the provider.
         poll: Default poll policy (defaults per provider).
         retry: Retry policy for transient failures.
-        timeout: Seconds any single request may take (default 60).
+        timeout: Seconds any single request may take (default 60), or an ``httpx.Timeout``
+            to set connect, read, write and pool apart (``httpx.Timeout(None)``: no limit).
+            Not the wait deadline: that is ``wait_timeout``, and a wait cuts each request's
+            time to what is left of it.
         http_client: An ``httpx.Client`` to use (not closed by this client).
         headers: Extra headers for every API request.
         wait_timeout: Default seconds for a whole wait (default 3600; ``None``: no deadline).
@@ -318,8 +334,8 @@ class Client(_BaseClient[Job]):
             (polls only as a safety net, from 1 minute on).
 
     Raises:
-        ConfigurationError: Without a key, with an unknown provider or a bad base URL, or with
-            a ``webhook_secret`` for a provider that sends no webhooks.
+        ConfigurationError: Without a key, with an unknown provider, a bad base URL or a bad
+            timeout, or with a ``webhook_secret`` for a provider that sends no webhooks.
     """
 
     _job_class = Job
@@ -332,7 +348,7 @@ class Client(_BaseClient[Job]):
         base_url: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
         http_client: httpx.Client | None = None,
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
@@ -374,7 +390,14 @@ class Client(_BaseClient[Job]):
         return run_sync(flow, self._runtime(**callbacks))
 
     def submit(
-        self, kind: JobKind | str, *, model: str, prompt: str | None = None, **params: Any
+        self,
+        kind: JobKind | str,
+        *,
+        model: str,
+        prompt: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        **params: Any,
     ) -> Job:
         """Create a job.
 
@@ -382,31 +405,44 @@ class Client(_BaseClient[Job]):
             kind: ``"image"``, ``"image_edit"``, ``"video"``, ``"speech"`` or ``"transcription"``.
             model: The model.
             prompt: The prompt.
+            extra_headers: Headers for this submit only, beside the client's ``headers``
+                (sent to the provider's API hosts only; ``Authorization``,
+                ``Idempotency-Key`` and the body's headers are refused).
+            timeout: Seconds (or an ``httpx.Timeout``) each request of this submit may take,
+                instead of the client's ``timeout``.
             **params: Provider parameters, passed as they are; ``image=``/``file=`` accept a
-                path, bytes or a binary file object.
+                path, bytes or a binary file object. ``extra_headers`` and ``timeout`` are
+                this method's own and never reach the provider.
 
         Returns:
             The new job (usually queued).
 
         Raises:
+            ConfigurationError: For unusable ``extra_headers`` or ``timeout`` (before any
+                request).
             UnsupportedError: If the provider does not offer ``kind`` (before any request).
             APIError: When the provider refuses the job.
             APIConnectionError: When the network fails (retried only if the job cannot exist).
             ProtocolError: When the answer is not in the documented shape.
         """
-        return Job(self._run(self._submit(kind, model, prompt, params)), self)
+        flow = self._submit(
+            kind, model, prompt, params, extra_headers=extra_headers, timeout=timeout
+        )
+        return Job(self._run(flow), self)
 
     def get(self, job: JobRef, *, kind: str | None = None) -> Job:
         """Read a job's current state.
 
         Args:
             job: A job handle or a stored job id.
-            kind: The job kind, for an id whose status route depends on it.
+            kind: The job kind, for an id whose status route depends on it; without it, a
+                404 from the likelier route is followed by one read on the other.
 
         Returns:
             The job handle, updated (a new one for an id).
 
         Raises:
+            NotFoundError: When no status route of the provider knows the job.
             APIError: When the provider answers with an error.
             APIConnectionError: When the network fails beyond retries.
             ProtocolError: When the answer is not in the documented shape.
@@ -429,7 +465,8 @@ class Client(_BaseClient[Job]):
             timeout: Seconds for the whole wait (default: ``wait_timeout``).
             poll: A poll policy for this wait.
             on_update: Called with the job on every status change.
-            kind: The job kind, for an id whose status route depends on it.
+            kind: The job kind, for an id whose status route depends on it; without it, a
+                404 from the likelier route is followed by one read on the other.
 
         Returns:
             The job, succeeded.
@@ -450,7 +487,8 @@ class Client(_BaseClient[Job]):
 
         Args:
             job: A job handle or a stored job id.
-            kind: The job kind, for an id whose route depends on it.
+            kind: The job kind, for an id whose route depends on it; without it, a 404
+                from the likelier route is followed by one request on the other.
 
         Returns:
             The job, updated.
@@ -477,7 +515,8 @@ class Client(_BaseClient[Job]):
             dest_dir: The directory.
             on_progress: Called with ``(done_bytes, total_bytes_or_None)``.
             overwrite: Replace existing files instead of refusing.
-            kind: The job kind, for an id whose route depends on it.
+            kind: The job kind, for an id whose route depends on it; without it, a 404
+                from the likelier route is followed by one request on the other.
 
         Returns:
             The paths written, in artifact order.
@@ -581,7 +620,10 @@ class AsyncClient(_BaseClient[AsyncJob]):
         base_url: Scheme + host (+ port) replacing every host of the provider.
         poll: Default poll policy (defaults per provider).
         retry: Retry policy for transient failures.
-        timeout: Seconds any single request may take (default 60).
+        timeout: Seconds any single request may take (default 60), or an ``httpx.Timeout``
+            to set connect, read, write and pool apart (``httpx.Timeout(None)``: no limit).
+            Not the wait deadline: that is ``wait_timeout``, and a wait cuts each request's
+            time to what is left of it.
         http_client: An ``httpx.AsyncClient`` to use (not closed by this client).
         headers: Extra headers for every API request.
         wait_timeout: Default seconds for a whole wait (default 3600; ``None``: no deadline).
@@ -592,8 +634,8 @@ class AsyncClient(_BaseClient[AsyncJob]):
             (polls only as a safety net, from 1 minute on).
 
     Raises:
-        ConfigurationError: Without a key, with an unknown provider or a bad base URL, or with
-            a ``webhook_secret`` for a provider that sends no webhooks.
+        ConfigurationError: Without a key, with an unknown provider, a bad base URL or a bad
+            timeout, or with a ``webhook_secret`` for a provider that sends no webhooks.
     """
 
     _job_class = AsyncJob
@@ -606,7 +648,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
         base_url: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
         http_client: httpx.AsyncClient | None = None,
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
@@ -648,7 +690,14 @@ class AsyncClient(_BaseClient[AsyncJob]):
         return await run_async(flow, self._runtime(**callbacks))
 
     async def submit(
-        self, kind: JobKind | str, *, model: str, prompt: str | None = None, **params: Any
+        self,
+        kind: JobKind | str,
+        *,
+        model: str,
+        prompt: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        **params: Any,
     ) -> AsyncJob:
         """Create a job.
 
@@ -656,31 +705,44 @@ class AsyncClient(_BaseClient[AsyncJob]):
             kind: ``"image"``, ``"image_edit"``, ``"video"``, ``"speech"`` or ``"transcription"``.
             model: The model.
             prompt: The prompt.
+            extra_headers: Headers for this submit only, beside the client's ``headers``
+                (sent to the provider's API hosts only; ``Authorization``,
+                ``Idempotency-Key`` and the body's headers are refused).
+            timeout: Seconds (or an ``httpx.Timeout``) each request of this submit may take,
+                instead of the client's ``timeout``.
             **params: Provider parameters, passed as they are; ``image=``/``file=`` accept a
-                path, bytes or a binary file object.
+                path, bytes or a binary file object. ``extra_headers`` and ``timeout`` are
+                this method's own and never reach the provider.
 
         Returns:
             The new job (usually queued).
 
         Raises:
+            ConfigurationError: For unusable ``extra_headers`` or ``timeout`` (before any
+                request).
             UnsupportedError: If the provider does not offer ``kind`` (before any request).
             APIError: When the provider refuses the job.
             APIConnectionError: When the network fails (retried only if the job cannot exist).
             ProtocolError: When the answer is not in the documented shape.
         """
-        return AsyncJob(await self._run(self._submit(kind, model, prompt, params)), self)
+        flow = self._submit(
+            kind, model, prompt, params, extra_headers=extra_headers, timeout=timeout
+        )
+        return AsyncJob(await self._run(flow), self)
 
     async def get(self, job: JobRef, *, kind: str | None = None) -> AsyncJob:
         """Read a job's current state.
 
         Args:
             job: A job handle or a stored job id.
-            kind: The job kind, for an id whose status route depends on it.
+            kind: The job kind, for an id whose status route depends on it; without it, a
+                404 from the likelier route is followed by one read on the other.
 
         Returns:
             The job handle, updated (a new one for an id).
 
         Raises:
+            NotFoundError: When no status route of the provider knows the job.
             APIError: When the provider answers with an error.
             APIConnectionError: When the network fails beyond retries.
             ProtocolError: When the answer is not in the documented shape.
@@ -703,7 +765,8 @@ class AsyncClient(_BaseClient[AsyncJob]):
             timeout: Seconds for the whole wait (default: ``wait_timeout``).
             poll: A poll policy for this wait.
             on_update: Called (awaited if async) with the job on every status change.
-            kind: The job kind, for an id whose status route depends on it.
+            kind: The job kind, for an id whose status route depends on it; without it, a
+                404 from the likelier route is followed by one read on the other.
 
         Returns:
             The job, succeeded.
@@ -724,7 +787,8 @@ class AsyncClient(_BaseClient[AsyncJob]):
 
         Args:
             job: A job handle or a stored job id.
-            kind: The job kind, for an id whose route depends on it.
+            kind: The job kind, for an id whose route depends on it; without it, a 404
+                from the likelier route is followed by one request on the other.
 
         Returns:
             The job, updated.
@@ -751,7 +815,8 @@ class AsyncClient(_BaseClient[AsyncJob]):
             dest_dir: The directory.
             on_progress: Called with ``(done_bytes, total_bytes_or_None)``.
             overwrite: Replace existing files instead of refusing.
-            kind: The job kind, for an id whose route depends on it.
+            kind: The job kind, for an id whose route depends on it; without it, a 404
+                from the likelier route is followed by one request on the other.
 
         Returns:
             The paths written, in artifact order.

@@ -26,7 +26,8 @@ Every failure a user can meet is one of these. Dialects raise ``APIError`` and
     │   └── JobExpiredError
     ├── WaitTimeoutError          .job
     ├── DownloadError             incomplete or unreadable artifact
-    └── WebhookVerificationError  .reason: a webhook delivery that cannot be trusted
+    ├── WebhookVerificationError  .reason: a webhook delivery that cannot be trusted
+    └── StoreError                the job store cannot read or write
 
 No message or ``repr`` carries the API key: request headers are never formatted into a
 message, and response bodies pass through :func:`redact` before they are kept.

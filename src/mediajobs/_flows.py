@@ -26,6 +26,7 @@ import httpx
 from ._exceptions import (
     APIError,
     MediaJobsError,
+    NotFoundError,
     UnsupportedError,
     WaitTimeoutError,
     outcome_error,
@@ -73,6 +74,7 @@ __all__ = [
     "is_transient",
     "models_flow",
     "observe",
+    "on_some_route",
     "poll_flow",
     "poll_round",
     "refresh_flow",
@@ -151,6 +153,7 @@ def submit_flow(
     prompt: str | None,
     params: Mapping[str, Any],
     idempotency_key: str,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> Flow[JobData]:
     """Create a job; the same ``Idempotency-Key`` goes on every attempt.
 
@@ -164,6 +167,7 @@ def submit_flow(
         prompt: The prompt.
         params: Extra provider parameters (input files already read).
         idempotency_key: The key for this submit's attempts.
+        extra_headers: Headers for this submit's requests (checked; sent to API hosts only).
 
     Returns:
         The new job.
@@ -177,6 +181,8 @@ def submit_flow(
 
     def build() -> httpx.Request:
         request = dialect.build_submit(kind, model=model, prompt=prompt, params=params)
+        if extra_headers and dialect.is_api_url(request.url):
+            request.headers.update(extra_headers)
         request.headers["Idempotency-Key"] = idempotency_key
         return request
 
@@ -197,6 +203,9 @@ def poll_flow(
 ) -> Flow[tuple[JobData, float | None]]:
     """Read a job's state once (with retries), with the server's poll hint.
 
+    A job named only by id, of unknown kind, is looked for on the provider's other status
+    routes after a 404 (:func:`on_some_route`).
+
     Args:
         settings: The client's settings.
         job: The last snapshot.
@@ -210,13 +219,59 @@ def poll_flow(
     """
     dialect = settings.dialect
 
-    def parse(response: httpx.Response) -> tuple[JobData, float | None]:
-        new = dialect.parse_poll(response, previous=job)
-        return new, parse_retry_after(response.headers.get("retry-after"))
+    def poll(job: JobData) -> Flow[tuple[JobData, float | None]]:
+        def parse(response: httpx.Response) -> tuple[JobData, float | None]:
+            new = dialect.parse_poll(response, previous=job)
+            return new, parse_retry_after(response.headers.get("retry-after"))
 
-    return (
-        yield from request_flow(settings, lambda: dialect.build_poll(job), parse, deadline=deadline)
-    )
+        return (
+            yield from request_flow(
+                settings, lambda: dialect.build_poll(job), parse, deadline=deadline
+            )
+        )
+
+    return (yield from on_some_route(settings, job, poll))
+
+
+def on_some_route(
+    settings: Settings, job: JobData, attempt: Callable[[JobData], Flow[T]]
+) -> Flow[T]:
+    """Run a request about a job, trying the provider's other routes for an id of unknown kind.
+
+    Some providers read each kind of job on its own route, and a bare id does not say which.
+    When ``job`` is a placeholder (never read, so ``raw`` is empty) whose route the provider
+    cannot know for sure (:meth:`~mediajobs.dialects.Dialect.fallback_kinds`), a 404 from the
+    first route is followed by one attempt on each other route, in the dialect's order (one
+    for the built-in dialects). The snapshot that answers carries its route and kind, so the
+    caller's handle keeps them and never searches again.
+
+    Args:
+        settings: The client's settings.
+        job: The last snapshot, or a placeholder built from an id.
+        attempt: Sends the request for one snapshot and returns its result.
+
+    Returns:
+        What the first route that knows the job returned.
+
+    Raises:
+        NotFoundError: The first route's error, when no route knows the job.
+        MediaJobsError: Any other failure, from the route that answered it.
+    """
+    try:
+        return (yield from attempt(job))
+    except NotFoundError as missing:
+        kinds = () if job.raw else settings.dialect.fallback_kinds(job.kind)
+        if not kinds:
+            raise
+        for kind in kinds:
+            other = settings.dialect.job_for_id(job.id, kind=kind, model=job.model)
+            try:
+                result = yield from attempt(other)
+            except NotFoundError:
+                continue
+            log.debug("%s job %s: found on the %s route", job.provider, job.id, kind)
+            return result
+        raise missing
 
 
 def observe(job: H, new: JobData) -> Flow[tuple[H, bool]]:
@@ -278,12 +333,17 @@ def cancel_flow(settings: Settings, job: H) -> Flow[H]:
     dialect = settings.dialect
     if not dialect.supports_cancel:
         raise UnsupportedError(f"{dialect.name} has no way to cancel a job")
-    data = data_of(job)
-    new = yield from request_flow(
-        settings,
-        lambda: dialect.build_cancel(data),
-        lambda response: dialect.parse_cancel(response, previous=data),
-    )
+
+    def cancel(data: JobData) -> Flow[JobData]:
+        return (
+            yield from request_flow(
+                settings,
+                lambda: dialect.build_cancel(data),
+                lambda response: dialect.parse_cancel(response, previous=data),
+            )
+        )
+
+    new = yield from on_some_route(settings, data_of(job), cancel)
     job, _ = yield from observe(job, new)
     return job
 

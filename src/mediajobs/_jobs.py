@@ -2,6 +2,7 @@
 
 A handle is the latest :class:`~mediajobs.JobData` snapshot plus the client it came from; its
 methods call that client, which runs the flows and stores each new snapshot into the handle.
+Handles compare and hash by ``(provider, id)`` (see :meth:`_JobView.__eq__`).
 """
 
 from __future__ import annotations
@@ -131,15 +132,30 @@ class _JobView(Generic[C]):
         )
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, _JobView):
-            return bool(self._data == other._data)
-        return NotImplemented
+        """Tell whether ``other`` is a handle of the same job: same class, provider and id.
 
-    __hash__ = None  # type: ignore[assignment]
+        Two handles of one job are equal whatever snapshot each holds (one may be older), so
+        handles work as set members and dictionary keys. A :class:`Job` never equals an
+        :class:`AsyncJob`: they belong to different clients and their methods cannot be
+        called the same way. Compare ``.data`` to compare snapshots.
+        """
+        if not isinstance(other, _JobView):
+            return NotImplemented
+        if type(self) is not type(other):
+            return False
+        return (self._data.provider, self._data.id) == (other._data.provider, other._data.id)
+
+    def __hash__(self) -> int:
+        """Hash by ``(provider, id)``, which never change for a handle."""
+        return hash((self._data.provider, self._data.id))
 
 
 class Job(_JobView["Client"]):
-    """A job handle from :class:`Client`; its methods update it in place and return it."""
+    """A job handle from :class:`Client`; its methods update it in place and return it.
+
+    Handles of one job are equal and hash alike, whatever snapshot each holds: equality is by
+    ``(provider, id)``, and a handle never equals an :class:`AsyncJob`.
+    """
 
     __slots__ = ()
 
@@ -220,7 +236,11 @@ class Job(_JobView["Client"]):
 
 
 class AsyncJob(_JobView["AsyncClient"]):
-    """A job handle from :class:`AsyncClient`; its methods update it in place and return it."""
+    """A job handle from :class:`AsyncClient`; its methods update it in place and return it.
+
+    Handles of one job are equal and hash alike, whatever snapshot each holds: equality is by
+    ``(provider, id)``, and a handle never equals an :class:`Job`.
+    """
 
     __slots__ = ()
 

@@ -32,7 +32,8 @@ class Settings:
         dialect: The provider dialect.
         api_key: The key (never formatted into text).
         headers: Headers for every API request (``User-Agent`` and the caller's own).
-        timeout: The longest any single request may take, in seconds.
+        timeout: The longest any single request may take: seconds for every phase, or an
+            ``httpx.Timeout`` (connect, read, write, pool); the wait's deadline cuts each.
         poll: The default poll policy.
         retry: The retry policy.
         wait_timeout: The default deadline of a wait, in seconds (``None``: no deadline).
@@ -44,7 +45,7 @@ class Settings:
     dialect: Dialect
     api_key: str = field(repr=False)
     headers: Mapping[str, str]
-    timeout: float
+    timeout: float | httpx.Timeout
     poll: PollPolicy
     retry: RetryPolicy
     wait_timeout: float | None
@@ -69,15 +70,16 @@ class Settings:
         if self.dialect.is_api_url(request.url):
             for name, value in self.dialect.auth_headers(self.api_key).items():
                 headers[name] = value
-        timeout = self.timeout
+        limits = (
+            self.timeout if isinstance(self.timeout, httpx.Timeout) else httpx.Timeout(self.timeout)
+        ).as_dict()
         if deadline is not None:
-            timeout = max(min(timeout, deadline - self.clock()), MIN_REQUEST_TIME)
-        request.extensions["timeout"] = {
-            "connect": timeout,
-            "read": timeout,
-            "write": timeout,
-            "pool": timeout,
-        }
+            left = deadline - self.clock()
+            limits = {
+                part: max(left if seconds is None else min(seconds, left), MIN_REQUEST_TIME)
+                for part, seconds in limits.items()
+            }
+        request.extensions["timeout"] = limits
         return request
 
     def redact(self, text: str) -> str:

@@ -264,7 +264,7 @@ def _add_kind_option(parser: argparse.ArgumentParser) -> None:
         "--kind",
         choices=KINDS,
         help="the job's kind, where the provider's status route depends on it "
-        "(WorldRouter, OneRouter: image or video)",
+        "(WorldRouter, OneRouter: image or video); optional, saves a request",
     )
 
 
