@@ -209,12 +209,19 @@ def _run_async(function: Callable[[], Any], backend: str | None) -> None:
     anyio.run(main, backend=backend or "asyncio")
 
 
-def run_page(page: Path, reader: Reader, backend: str | None) -> list[Block]:
-    """Run a page's runnable blocks in order in one namespace; return them."""
+def run_page(
+    page: Path,
+    reader: Reader,
+    backend: str | None,
+    *,
+    also: Callable[[Block], bool] = lambda block: False,
+) -> list[Block]:
+    """Run a page's runnable blocks (and the marked ones ``also`` picks) in order in one
+    namespace; return them."""
     namespace: dict[str, Any] = {"__name__": "__main__"}  # script-like blocks run their main
     ran = []
     for block in python_blocks(page):
-        if block.not_run is not None:
+        if block.not_run is not None and not also(block):
             continue
         before = len(reader.fake.requests)
         defined = set(namespace)
