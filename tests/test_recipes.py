@@ -137,12 +137,15 @@ def test_fastapi_recipe_takes_up_jobs_left_running_at_start_up(
     TestClient = _test_client_class()
 
     with mj.Client("openrouter", store="jobs.db") as client:  # a previous process
-        job = client.submit("video", model="openai/sora-2-pro", prompt="a boat", key="videos/r-0")
-    assert not job.done
+        running = client.submit("video", model="openai/sora-2-pro", prompt="a", key="videos/r-0")
+        finished = client.submit("video", model="openai/sora-2-pro", prompt="b", key="videos/r-1")
+        finished.wait()  # ... but not downloaded
+    assert not running.done
 
     with TestClient(_fastapi_app(), backend=backend) as http:
-        _assert_downloaded(reader, _wait_for_files(http, job.id))
-    assert reader.fake.submissions == 1
+        for job in (running, finished):
+            _assert_downloaded(reader, _wait_for_files(http, job.id))
+    assert reader.fake.submissions == 2
 
 
 @needs_store
