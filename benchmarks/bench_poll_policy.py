@@ -275,6 +275,19 @@ PLOT_LABELLED = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 """Fixed intervals named on the chart."""
 
 
+def chart_summary(jobs: Even, default: PollPolicy) -> str:
+    """The figures a chart shows, as text: stored in the PNG so that a stale chart is found."""
+    policies = [("default", default), *PREVIOUS.items()]
+    return (
+        "; ".join(
+            f"{name} ({describe(policy)}): {e.polls:.3f} polls/job, lag/length {e.rel_lag:.2%}"
+            for name, policy in policies
+            for e in [exact_policy(policy, jobs)]
+        )
+        + f"; job lengths {jobs.low:g}-{jobs.high:g} s"
+    )
+
+
 def plot(path: Path, jobs: Even, default: PollPolicy) -> None:
     """Write section 1 as a PNG chart: polls/job against lag/length, exact.
 
@@ -380,7 +393,7 @@ def plot(path: Path, jobs: Even, default: PollPolicy) -> None:
         "(exact, at the jitter's midpoint): lower left is better"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
+    fig.savefig(path, metadata={"Software": None, "Description": chart_summary(jobs, default)})
     plt.close(fig)
 
 
