@@ -25,6 +25,10 @@ Sections:
    ``max_interval`` inside each provider's published guidance, and what the best schedule of
    any shape can do (dynamic programming over poll times);
 4. the same policies on other length distributions (log-uniform 2-60 s, 30-600 s videos).
+
+``--plot PATH`` also writes section 1 as a PNG chart (polls/job against lag/length, exact): the
+default, the defaults it replaced and the fixed intervals. It needs matplotlib (the ``bench``
+extra: ``pip install -e ".[bench]"``); the tables need nothing more than the ``dev`` extra.
 """
 
 from __future__ import annotations
@@ -265,6 +269,134 @@ def bound_certificate(
     return found
 
 
+# --- chart ---------------------------------------------------------------------------------------
+
+PLOT_LABELLED = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+"""Fixed intervals named on the chart."""
+
+
+def chart_summary(jobs: Even, default: PollPolicy) -> str:
+    """The figures a chart shows, as text: stored in the PNG so that a stale chart is found."""
+    policies = [("default", default), *PREVIOUS.items()]
+    return (
+        "; ".join(
+            f"{name} ({describe(policy)}): {e.polls:.3f} polls/job, lag/length {e.rel_lag:.2%}"
+            for name, policy in policies
+            for e in [exact_policy(policy, jobs)]
+        )
+        + f"; job lengths {jobs.low:g}-{jobs.high:g} s"
+    )
+
+
+def plot(path: Path, jobs: Even, default: PollPolicy) -> None:
+    """Write section 1 as a PNG chart: polls/job against lag/length, exact.
+
+    The left panel shows every fixed interval from 0.25 s to 15 s (polls on a log scale); the
+    right one zooms on the default, where the choice is.
+
+    Raises:
+        SystemExit: When matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit(
+            "--plot needs matplotlib: pip install -e '.[bench]' (or pip install matplotlib)"
+        ) from None
+
+    frontier = fixed_frontier(jobs)
+    base = exact_policy(default, jobs)
+    previous = [
+        (
+            name.replace("(TheRouter, WorldRouter, OneRouter)", "(TheRouter family)"),
+            exact_policy(p, jobs),
+        )
+        for name, p in PREVIOUS.items()
+    ]
+    by_interval = dict(frontier)
+
+    fig, panels = plt.subplots(1, 2, figsize=(11, 5), dpi=120, layout="constrained")
+    zoom_x, zoom_y = (8.0, 20.0), (5.0, 10.0)
+    for panel, named in zip(panels, (PLOT_LABELLED, FIXED_SHOWN), strict=True):
+        labelled = [(s, by_interval[s]) for s in named]
+        panel.plot(
+            [e.rel_lag * 100 for _, e in frontier],
+            [e.polls for _, e in frontier],
+            color="#78909c",
+            linewidth=1.5,
+            label="fixed interval, 0.25-15 s",
+        )
+        panel.scatter(
+            [e.rel_lag * 100 for _, e in labelled],
+            [e.polls for _, e in labelled],
+            color="#78909c",
+            s=18,
+            zorder=3,
+        )
+        for interval, e in labelled:
+            panel.annotate(
+                f"fixed {interval:g} s",
+                (e.rel_lag * 100, e.polls),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize=8,
+                color="#546e7a",
+                annotation_clip=True,
+            )
+        for (name, e), marker, colour in zip(
+            previous, ("s", "D"), ("#ef6c00", "#8e24aa"), strict=True
+        ):
+            panel.scatter(
+                [e.rel_lag * 100],
+                [e.polls],
+                marker=marker,
+                s=55,
+                color=colour,
+                zorder=4,
+                label=f"{name}: {e.polls:.2f} polls, {e.rel_lag:.1%}",
+            )
+        panel.scatter(
+            [base.rel_lag * 100],
+            [base.polls],
+            marker="*",
+            s=220,
+            color="#1e88e5",
+            zorder=5,
+            label=f"default (every provider): {base.polls:.2f} polls, {base.rel_lag:.1%}",
+        )
+        panel.set_xlabel("lag/length, % (how much later than its length a job is seen)")
+        panel.grid(True, color="#eceff1")
+    full, zoom = panels
+    full.set_yscale("log")
+    full.set_ylabel("status polls per job (log scale)")
+    full.set_title("Every fixed interval")
+    full.add_patch(
+        matplotlib.patches.Rectangle(
+            (zoom_x[0], zoom_y[0]),
+            zoom_x[1] - zoom_x[0],
+            zoom_y[1] - zoom_y[0],
+            fill=False,
+            linestyle="--",
+            edgecolor="#90a4ae",
+        )
+    )
+    zoom.set_xlim(*zoom_x)
+    zoom.set_ylim(*zoom_y)
+    zoom.set_ylabel("status polls per job")
+    zoom.set_title("Near the default (dashed box on the left)")
+    zoom.legend(loc="upper right", fontsize=8)
+    fig.suptitle(
+        f"Polling policies on job lengths spread evenly over {jobs.low:g}-{jobs.high:g} s "
+        "(exact, at the jitter's midpoint): lower left is better"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None, "Description": chart_summary(jobs, default)})
+    plt.close(fig)
+
+
 # --- output --------------------------------------------------------------------------------------
 
 HEADERS = [
@@ -503,6 +635,9 @@ def main() -> None:
     parser.add_argument("--rtt", type=float, default=0.0, help="seconds per request (simulated)")
     parser.add_argument("--lag-target", type=float, default=0.15, help="mean lag/length target")
     parser.add_argument("--polls-target", type=float, default=6.0, help="polls/job target")
+    parser.add_argument(
+        "--plot", type=Path, metavar="PATH", help="also write section 1 as a PNG chart"
+    )
     args = parser.parse_args()
 
     print(f"# bench_poll_policy: {common.machine_summary()}")
@@ -522,6 +657,9 @@ def main() -> None:
     section_scan(jobs, default, frontier)
     section_choice(jobs, frontier, args.lag_target, args.polls_target)
     section_elsewhere(default, args)
+    if args.plot is not None:
+        plot(args.plot, jobs, default)
+        print(f"\nChart of section 1: {args.plot}")
     print("\nGuidance used for max_interval:")
     for name in sorted(GUIDANCE):
         print(f"  {name}: {GUIDANCE_SOURCE[name]}")

@@ -210,12 +210,19 @@ def _run_async(function: Callable[[], Any], backend: str | None) -> None:
     anyio.run(main, backend=backend or "asyncio")
 
 
-def run_page(page: Path, reader: Reader, backend: str | None) -> list[Block]:
-    """Run a page's runnable blocks in order in one namespace; return them."""
+def run_page(
+    page: Path,
+    reader: Reader,
+    backend: str | None,
+    *,
+    also: Callable[[Block], bool] = lambda block: False,
+) -> list[Block]:
+    """Run a page's runnable blocks (and the marked ones ``also`` picks) in order in one
+    namespace; return them."""
     namespace: dict[str, Any] = {"__name__": "__main__"}  # script-like blocks run their main
     ran = []
     for block in python_blocks(page):
-        if block.not_run is not None:
+        if block.not_run is not None and not also(block):
             continue
         before = len(reader.fake.requests)
         defined = set(namespace)
@@ -342,32 +349,6 @@ def test_readme_many_jobs_downloads_every_image(reader: Reader) -> None:
     assert len(images) >= 2
     files = downloaded_files(reader).values()
     assert {job_id for job_id, _ in files} >= {job.id for job in images}
-
-
-def test_status_diagram_and_table_match_the_dialects() -> None:
-    text = (ROOT / "docs" / "providers.md").read_text(encoding="utf-8")
-    expected = {
-        (name, raw, status.value)
-        for name, dialect in DIALECTS.items()
-        for raw, status in dialect.status_table.items()
-    }
-    diagram = set()
-    for node, label in re.findall(r'^\s*([A-Z]+)\["(.*)"\]\s*$', text, re.M):
-        heading, *lines = label.split("<br/>")
-        assert heading == f"<b>{node.lower()}</b>"
-        for line in lines:
-            provider, words = line.split(": ")
-            diagram |= {(provider.lower(), raw, node.lower()) for raw in words.split(", ")}
-    assert diagram == expected
-
-    table = text[text.index("| normalized | TheRouter") :].split("\n\n")[0].splitlines()[2:]
-    providers = ["therouter", "worldrouter", "openrouter", "onerouter"]
-    rows = set()
-    for row in table:
-        status, *cells = (cell.strip() for cell in row.strip("|").split("|"))
-        for provider, cell in zip(providers, cells, strict=True):
-            rows |= {(provider, raw, status.strip("`")) for raw in re.findall(r"`(\w+)`", cell)}
-    assert rows == expected
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
