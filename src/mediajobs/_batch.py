@@ -57,6 +57,7 @@ __all__ = [
     "BatchLine",
     "BatchProgress",
     "BatchRunner",
+    "check_kinds",
     "LineResult",
     "clean_part_files",
     "lock_directory",
@@ -158,7 +159,7 @@ class BatchProgress:
     """Bytes downloaded by this run."""
 
 
-def read_batch(path: Path, *, supported: Callable[[str], None] | None = None) -> list[BatchLine]:
+def read_batch(path: Path) -> list[BatchLine]:
     """Read and validate a whole batch file before anything is sent.
 
     Blank lines are skipped. Identical specs (with or without the same explicit key) name
@@ -166,8 +167,6 @@ def read_batch(path: Path, *, supported: Callable[[str], None] | None = None) ->
 
     Args:
         path: The JSON Lines file.
-        supported: Called with each line's kind; raises ``UnsupportedError`` if the provider
-            lacks it.
 
     Returns:
         The lines, in file order (several may share a key).
@@ -179,16 +178,14 @@ def read_batch(path: Path, *, supported: Callable[[str], None] | None = None) ->
     """
     try:
         with path.open(encoding="utf-8") as handle:
-            return _read_lines(handle, str(path), supported)
+            return _read_lines(handle, str(path))
     except UnicodeDecodeError as exc:
         raise ConfigurationError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read it: {exc.strerror or exc}") from None
 
 
-def _read_lines(
-    handle: TextIO, name: str, supported: Callable[[str], None] | None
-) -> list[BatchLine]:
+def _read_lines(handle: TextIO, name: str) -> list[BatchLine]:
     lines: list[BatchLine] = []
     first: dict[str, BatchLine] = {}
     for number, text in enumerate(handle, start=1):
@@ -196,11 +193,6 @@ def _read_lines(
             continue
         where = f"{name}:{number}"
         line = _parse_line(text, number, where)
-        if supported is not None:
-            try:
-                supported(line.kind)
-            except UnsupportedError as exc:
-                raise UnsupportedError(f"{where}: {exc}") from None
         earlier = first.setdefault(line.key, line)
         if earlier.spec != line.spec:
             raise ConfigurationError(
@@ -210,6 +202,24 @@ def _read_lines(
     if not lines:
         raise ConfigurationError(f"{name}: no jobs in the file")
     return lines
+
+
+def check_kinds(lines: Sequence[BatchLine], check: Callable[[str], None], name: str) -> None:
+    """Make sure the provider offers every line's kind, before anything is sent.
+
+    Args:
+        lines: The lines.
+        check: The dialect's ``check_kind``.
+        name: The file's name, for messages.
+
+    Raises:
+        UnsupportedError: For the first line whose kind the provider lacks (file and line named).
+    """
+    for line in lines:
+        try:
+            check(line.kind)
+        except UnsupportedError as exc:
+            raise UnsupportedError(f"{name}:{line.number}: {exc}") from None
 
 
 def _parse_line(text: str, number: int, where: str) -> BatchLine:
