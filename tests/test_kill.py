@@ -1,0 +1,196 @@
+"""``mediajobs batch`` killed with SIGKILL at many points, then run again to completion.
+
+Each test serves a fake in this process (it honours ``Idempotency-Key``), runs the real
+command in a subprocess, kills it at a moment observed on the fake or on disk, and runs the
+same command again. After that second run: every job was created once, every file is the
+fake's artifact byte for byte, no part file is left, and ``mediajobs jobs`` shows every job
+succeeded and downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batch_support import HoldingFake, wait_until, write_batch
+from cli_support import KEY, clean_env, run
+from mediajobs import JobStatus
+from mediajobs._store import JobStore
+from mediajobs.testing import FakeServer, Scenario
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+
+PROVIDERS = ["therouter", "worldrouter", "openrouter", "onerouter"]
+"""Every provider for the kills whose recovery goes through its wire (submit replay, files)."""
+ONE = ["openrouter"]
+"""One provider for the kills whose recovery is the same for all (the store decides)."""
+LINES = 3
+
+
+class Clock:
+    """The fake's clock: jobs progress only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def fake(clock: Clock) -> HoldingFake:
+    return HoldingFake(clock=clock, scenario=Scenario(artifact_size=8192))
+
+
+@pytest.fixture
+def server(fake: HoldingFake) -> Iterator[FakeServer]:
+    with FakeServer(fake) as served:
+        yield served
+
+
+def command(server: FakeServer, provider: str, batch: Path, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mediajobs",
+        "--provider",
+        provider,
+        "--base-url",
+        server.base_url,
+        "--api-key",
+        KEY,
+        "--poll-interval",
+        "0.02",
+        "--json",
+        "batch",
+        str(batch),
+        "--out",
+        str(out),
+    ]
+
+
+def start(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env()
+    )
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(10) == -signal.SIGKILL
+
+
+def finish(argv: list[str]) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=clean_env(), timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def part_files(out: Path) -> list[Path]:
+    return [p for p in out.iterdir() if ".part-" in p.name]
+
+
+def assert_complete(fake: HoldingFake, out: Path, results: list[dict[str, Any]]) -> None:
+    assert len(results) == LINES
+    assert fake.submissions == LINES  # no job was created twice
+    assert {r["id"] for r in results} == set(fake.jobs)
+    for result in results:
+        assert result["status"] == "succeeded"
+        assert result["error"] is None
+        (path,) = result["files"]
+        assert Path(path).read_bytes() == fake.artifact_bytes(result["id"])
+    assert part_files(out) == []
+    listed = run("jobs", "--store", str(out / ".mediajobs.db"), "--json", env=clean_env())
+    assert listed.returncode == 0, listed.stderr
+    stored = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert len(stored) == LINES
+    assert all(s["status"] == "succeeded" and s["downloaded"] for s in stored)
+
+
+@pytest.mark.parametrize("provider", ONE)
+def test_killed_before_the_submit_arrives(
+    tmp_path: Path, server: FakeServer, fake: HoldingFake, provider: str
+) -> None:
+    argv = command(server, provider, write_batch(tmp_path / "b.jsonl", provider, LINES), tmp_path)
+    fake.hold_before = True
+    process = start(argv)
+    wait_until(fake.held.is_set, "a held submit")
+    kill(process)
+    fake.hold_before = False
+    fake.release.set()
+    results = finish(argv)
+    assert any(r["resent"] for r in results)  # its sender died: sent again, same key
+    assert_complete(fake, tmp_path, results)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_killed_while_the_answer_is_held(
+    tmp_path: Path, server: FakeServer, fake: HoldingFake, provider: str
+) -> None:
+    argv = command(server, provider, write_batch(tmp_path / "b.jsonl", provider, LINES), tmp_path)
+    fake.hold_after = True
+    process = start(argv)
+    wait_until(fake.held.is_set, "a held answer")
+    assert fake.submissions == 1
+    kill(process)
+    fake.hold_after = False
+    fake.release.set()
+    results = finish(argv)
+    assert any(r["resent"] for r in results)
+    assert fake.replays >= 1  # the re-sent submit got the job its lost answer carried
+    assert_complete(fake, tmp_path, results)
+
+
+@pytest.mark.parametrize("provider", ONE)
+def test_killed_mid_wait(
+    tmp_path: Path, server: FakeServer, fake: HoldingFake, clock: Clock, provider: str
+) -> None:
+    fake.scenario = Scenario(seconds_per_step=1.0, artifact_size=8192)  # stalls: clock frozen
+    argv = command(server, provider, write_batch(tmp_path / "b.jsonl", provider, LINES), tmp_path)
+    process = start(argv)
+    # Every job accepted and polled at least once: the run is waiting.
+    wait_until(lambda: fake.submissions == LINES, "every submit")
+    polls = lambda: sum(r.method == "GET" for r in fake.requests)  # noqa: E731
+    wait_until(lambda: polls() >= 2 * LINES, "polls")
+    kill(process)
+    with JobStore(tmp_path / ".mediajobs.db") as store:
+        assert len(store.jobs(provider, status=JobStatus.QUEUED)) == LINES
+    clock.now = 100.0  # every job is done at its next poll
+    results = finish(argv)
+    assert not any(r["resent"] for r in results)
+    assert_complete(fake, tmp_path, results)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_killed_mid_download(
+    tmp_path: Path, server: FakeServer, fake: HoldingFake, provider: str
+) -> None:
+    fake.scenario = Scenario(artifact_size=512 * 1024)  # done at the first poll
+    fake.trickle = 0.002
+    argv = command(server, provider, write_batch(tmp_path / "b.jsonl", provider, LINES), tmp_path)
+    process = start(argv)
+    wait_until(lambda: any(p.stat().st_size for p in part_files(tmp_path)), "a partial file")
+    kill(process)
+    assert part_files(tmp_path)
+    with JobStore(tmp_path / ".mediajobs.db") as store:
+        complete = [s.job_id for s in store.jobs(provider, downloaded=True) if s.job_id]
+    served = {job_id: job.bytes_served for job_id, job in fake.jobs.items()}
+    fake.trickle = None
+    results = finish(argv)
+    for job_id in complete:  # a file complete and recorded is not fetched again
+        assert fake.jobs[job_id].bytes_served == served[job_id]
+    assert_complete(fake, tmp_path, results)
