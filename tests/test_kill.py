@@ -164,8 +164,7 @@ def test_killed_mid_wait(
     process = start(argv)
     # Every job accepted and polled at least once: the run is waiting.
     wait_until(lambda: fake.submissions == LINES, "every submit")
-    polls = lambda: sum(r.method == "GET" for r in fake.requests)  # noqa: E731
-    wait_until(lambda: polls() >= 2 * LINES, "polls")
+    wait_until(lambda: sum(r.method == "GET" for r in fake.requests) >= 2 * LINES, "polls")
     kill(process)
     with JobStore(tmp_path / ".mediajobs.db") as store:
         assert len(store.jobs(provider, status=JobStatus.QUEUED)) == LINES
