@@ -1257,6 +1257,11 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
         else:
             message = "a port is already in use"
         raise ConfigurationError(f"{message}: pass --port 0 to pick free ports") from exc
+    # What a client's retries and re-runs did, visible to whoever stops the fake.
+    out.err(
+        f"fake provider stopped: {fake.submissions} jobs created; "
+        f"{fake.replays} repeated submits answered with their first job"
+    )
     return EXIT_OK
 
 
