@@ -1299,7 +1299,62 @@ def _cmd_demo(args: argparse.Namespace, out: _Output) -> int:
             f"demo done: {len(DEFAULT_MODELS)} jobs succeeded, {len(files)} files, {_size(total)} "
             f"in {args.out}{os.sep} ({_duration(time.monotonic() - started)})"
         )
+    _demo_batch(args, out, fake, args.out / "batch", poll)
     return EXIT_OK
+
+
+def _demo_batch(
+    args: argparse.Namespace, out: _Output, fake: Any, directory: Path, poll: dict[str, Any]
+) -> None:
+    """Run a three-line batch on the in-process fake, then the same batch again (a no-op)."""
+    import anyio
+
+    from ._batch import BatchRunner, read_batch
+    from ._client import AsyncClient
+    from ._store import JobStore
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.glob(STORE_NAME + "*"):  # each demo starts its batch afresh
+        leftover.unlink()
+    file = directory / "jobs.jsonl"
+    prompts = ("a kite over dunes", "rain on a window", "a city at night")
+    file.write_text(
+        "".join(
+            json.dumps({"kind": "video", "model": "google/veo-3.1", "prompt": p}) + "\n"
+            for p in prompts
+        ),
+        encoding="utf-8",
+    )
+    lines = read_batch(file)
+
+    async def twice() -> tuple[list[LineResult], list[LineResult], int]:
+        async with httpx.AsyncClient(transport=fake.transport()) as http:
+            overrides = {"api_key": fake.api_key, "base_url": fake.api_origin, **poll}
+            name, options = _client_options(args, "openrouter", overrides)
+            async with AsyncClient(name, http_client=http, **options) as client:
+                with JobStore(directory / STORE_NAME) as store:
+                    first = await BatchRunner(client, store, directory).run(lines)
+                    before = len(fake.requests)
+                    again = await BatchRunner(client, store, directory).run(lines)
+                    return first, again, len(fake.requests) - before
+
+    first, again, sent = anyio.run(twice)
+    fetched = sum(r.downloaded_now for r in again)
+    if out.json:
+        out.emit(
+            {
+                "batch": str(file),
+                "jobs": [r.to_json(r.lines[0]) for r in first],
+                "rerun": {"requests": sent, "downloads": fetched},
+            }
+        )
+        return
+    succeeded = sum(r.succeeded for r in first)
+    out.out(
+        f"demo batch: {succeeded} of {len(first)} jobs from {file} succeeded, files in "
+        f"{directory}{os.sep}\nthe same batch again: {sent} requests sent, {fetched} files "
+        f"downloaded (everything was recorded in {directory / STORE_NAME})"
+    )
 
 
 # ----------------------------------------------------------------------------- batch
