@@ -43,6 +43,7 @@ from ._retry import (
 )
 from ._settings import MIN_REQUEST_TIME, Settings
 from ._steps import (
+    Claim,
     Flow,
     Gather,
     H,
@@ -52,6 +53,7 @@ from ._steps import (
     Sleep,
     StatusSeen,
     SubmitAccepted,
+    SubmitFailed,
     SubmitIntent,
     data_of,
     updated,
@@ -148,11 +150,19 @@ def submit_flow(
     prompt: str | None,
     params: Mapping[str, Any],
     idempotency_key: str,
+    key: str | None = None,
+    labels: Mapping[str, Any] | None = None,
 ) -> Flow[JobData]:
     """Create a job; the same ``Idempotency-Key`` goes on every attempt.
 
-    Records :class:`~mediajobs._steps.SubmitIntent` before the first request leaves and
-    :class:`~mediajobs._steps.SubmitAccepted` once the provider accepted the job.
+    Records :class:`~mediajobs._steps.SubmitIntent` before the first request leaves. The
+    recorder (a job store) may answer that the key already names a job: it is returned and
+    nothing is sent. It may answer that another sender holds the key: the intent is recorded
+    again after the delay it asks for, with less patience each time (the settings' request
+    timeout in all), until the key resolves or counts as abandoned. Once the provider accepted
+    the job, :class:`~mediajobs._steps.SubmitAccepted` is recorded; a failure is recorded as
+    :class:`~mediajobs._steps.SubmitFailed`, and when the recorder keeps it as an unknown
+    outcome the error's message says how to resume.
 
     Args:
         settings: The client's settings.
@@ -161,9 +171,11 @@ def submit_flow(
         prompt: The prompt.
         params: Extra provider parameters (input files already read).
         idempotency_key: The key for this submit's attempts.
+        key: The caller's name for the job.
+        labels: The caller's labels.
 
     Returns:
-        The new job.
+        The new job (or the one ``key`` already names).
 
     Raises:
         UnsupportedError: If the provider does not offer ``kind`` (before any request).
@@ -177,14 +189,38 @@ def submit_flow(
         request.headers["Idempotency-Key"] = idempotency_key
         return request
 
-    yield Record(SubmitIntent(dialect.name, kind, model, prompt, idempotency_key))
-    job = yield from request_flow(
-        settings,
-        build,
-        lambda response: dialect.parse_submit(response, kind=kind, model=model),
-        submit=True,
+    patience = settings.timeout
+    intent = SubmitIntent(
+        dialect.name, kind, model, prompt, idempotency_key, key, params, labels, patience
     )
-    yield Record(SubmitAccepted(job, idempotency_key))
+    started = settings.clock()
+    while True:
+        claim = yield Record(intent)
+        if not isinstance(claim, Claim) or (claim.job is None and claim.wait is None):
+            break  # no store (any other answer), or the key is this submit's to send
+        if claim.job is not None:
+            log.debug("%s: key %r names job %s; nothing sent", dialect.name, key, claim.job.id)
+            return claim.job
+        yield Sleep(claim.wait or 0.0)
+        intent = intent.waited(max(patience - (settings.clock() - started), 0.0))
+    try:
+        job = yield from request_flow(
+            settings,
+            build,
+            lambda response: dialect.parse_submit(response, kind=kind, model=model),
+            submit=True,
+        )
+    except MediaJobsError as exc:
+        state = yield Record(SubmitFailed(dialect.name, key, exc))
+        if state == "submit_unknown":
+            exc.message = (
+                f"{exc.message}; the outcome of submit {key!r} is unknown (kept as "
+                "submit_unknown): submit the same key again to re-send it with the same "
+                "Idempotency-Key"
+            )
+            exc.args = (exc.message,)
+        raise
+    yield Record(SubmitAccepted(job, idempotency_key, key))
     log.debug("%s: submitted %s job %s", dialect.name, kind, job.id)
     return job
 
