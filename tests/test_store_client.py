@@ -436,3 +436,68 @@ def test_two_processes_racing_on_one_store_submit_each_key_once(tmp_path: Path) 
     seen = [dict(line.split() for line in out.splitlines()) for out, _ in outputs]
     assert seen[0] == seen[1] and len(seen[0]) == 8  # both got the same job for every key
     assert fake.submissions == 8
+
+
+# ------------------------------------------------------ answers not understood, interruptions
+
+
+def test_an_answer_not_understood_that_names_a_job_keeps_it(tmp_path: Path) -> None:
+    fake = FakeProvider()
+
+    def garble(request: httpx.Request) -> httpx.Response:
+        response = fake.handle(request)
+        if request.method != "POST":
+            return response
+        return httpx.Response(200, json={**response.json(), "status": ["?"]})
+
+    http = httpx.Client(transport=httpx.MockTransport(garble))
+    options: dict[str, Any] = {"api_key": "k", "base_url": fake.api_origin, "poll": FAST}
+    with mj.Client(P, http_client=http, store=tmp_path / "jobs.db", **options) as client:
+        with pytest.raises(mj.ProtocolError, match="which is kept") as caught:
+            kitten(client, key="k")
+        job_id = caught.value.job_id
+        assert job_id in fake.jobs
+        count = len(fake.requests)
+        again = kitten(client, key="k")  # the kept job; nothing sent
+        assert again.id == job_id and len(fake.requests) == count
+        assert again.wait().status is mj.JobStatus.SUCCEEDED
+        assert [j.id for j in client.jobs(status="succeeded")] == [job_id]
+    assert fake.submissions == 1
+
+
+def test_an_interrupted_submit_is_kept_unknown(tmp_path: Path) -> None:
+    fake = FakeProvider()
+
+    def interrupt(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            raise KeyboardInterrupt
+        return fake.handle(request)
+
+    http = httpx.Client(transport=httpx.MockTransport(interrupt))
+    with mj.Client(
+        P, api_key="k", base_url=fake.api_origin, http_client=http, store=tmp_path / "j.db"
+    ) as client:
+        with pytest.raises(KeyboardInterrupt):
+            kitten(client, key="k")
+        (unknown,) = client.jobs(status="submit_unknown")
+    assert unknown.key == "k" and "interrupted" in (unknown.error or "")
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_async_submit_is_kept_unknown(tmp_path: Path) -> None:
+    fake = FakeProvider()
+
+    async def stall(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            await anyio.sleep(30)
+        return fake.handle(request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(stall))
+    options: dict[str, Any] = {"api_key": "k", "base_url": fake.api_origin, "http_client": http}
+    async with mj.AsyncClient(P, store=tmp_path / "j.db", **options) as client:
+        with anyio.move_on_after(0.1):
+            await kitten(client, key="k")
+        (unknown,) = await client.jobs(status="submit_unknown")
+        assert unknown.key == "k"
+        assert await client.jobs() == []
+    await http.aclose()

@@ -13,6 +13,7 @@ is one or two lines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -22,11 +23,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+import anyio
 import httpx
 
 from ._artifact import download_flow
 from ._drivers import OnProgress, Recorder, Runtime, Wakeups, run_async, run_sync
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, MediaJobsError
 from ._files import ArtifactFiles
 from ._flows import (
     ManyWait,
@@ -454,7 +456,14 @@ class Client(_BaseClient[Job]):
             StoreError: When the store cannot record the submit.
         """
         flow, key, given = self._submit(kind, model, prompt, params, key=key, labels=labels)
-        return self._submitted(self._run(flow), key, given)
+        try:
+            data = self._run(flow)
+        except BaseException:
+            if self._store_recorder is not None:
+                with contextlib.suppress(MediaJobsError):  # the first failure is the news
+                    self._store_recorder.interrupted(self.provider, key)
+            raise
+        return self._submitted(data, key, given)
 
     def get(self, job: JobRef, *, kind: str | None = None) -> Job:
         """Read a job's current state.
@@ -817,7 +826,17 @@ class AsyncClient(_BaseClient[AsyncJob]):
             StoreError: When the store cannot record the submit.
         """
         flow, key, given = self._submit(kind, model, prompt, params, key=key, labels=labels)
-        return self._submitted(await self._run(flow), key, given)
+        try:
+            data = await self._run(flow)
+        except BaseException:
+            recorder = self._store_recorder
+            if recorder is not None and recorder.sending(self.provider, key):
+                from anyio import to_thread  # noqa: PLC0415 - only with a store
+
+                with anyio.CancelScope(shield=True), contextlib.suppress(MediaJobsError):
+                    await to_thread.run_sync(recorder.interrupted, self.provider, key)
+            raise
+        return self._submitted(data, key, given)
 
     async def get(self, job: JobRef, *, kind: str | None = None) -> AsyncJob:
         """Read a job's current state.

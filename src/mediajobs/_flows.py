@@ -26,6 +26,7 @@ import httpx
 from ._exceptions import (
     APIError,
     MediaJobsError,
+    ProtocolError,
     UnsupportedError,
     WaitTimeoutError,
     outcome_error,
@@ -203,26 +204,71 @@ def submit_flow(
             return claim.job
         yield Sleep(claim.wait or 0.0)
         intent = intent.waited(max(patience - (settings.clock() - started), 0.0))
+
+    def parse(response: httpx.Response) -> JobData:
+        try:
+            return dialect.parse_submit(response, kind=kind, model=model)
+        except ProtocolError as exc:
+            exc.job_id = exc.job_id or named_id(response)
+            raise
+
     try:
-        job = yield from request_flow(
-            settings,
-            build,
-            lambda response: dialect.parse_submit(response, kind=kind, model=model),
-            submit=True,
-        )
+        job = yield from request_flow(settings, build, parse, submit=True)
+    except ProtocolError as exc:
+        if exc.job_id is None:
+            yield from _submit_failed(dialect.name, key, exc)
+            raise
+        # The answer is not understood, but the job it names exists: keep it.
+        placeholder = dialect.job_for_id(exc.job_id, kind=kind, model=model)
+        yield Record(SubmitAccepted(placeholder, idempotency_key, key))
+        _explain(exc, f"the answer named job {exc.job_id!r}, which is kept (read it by id)")
+        raise
     except MediaJobsError as exc:
-        state = yield Record(SubmitFailed(dialect.name, key, exc))
-        if state == "submit_unknown":
-            exc.message = (
-                f"{exc.message}; the outcome of submit {key!r} is unknown (kept as "
-                "submit_unknown): submit the same key again to re-send it with the same "
-                "Idempotency-Key"
-            )
-            exc.args = (exc.message,)
+        yield from _submit_failed(dialect.name, key, exc)
         raise
     yield Record(SubmitAccepted(job, idempotency_key, key))
     log.debug("%s: submitted %s job %s", dialect.name, kind, job.id)
     return job
+
+
+def _submit_failed(provider: str, key: str | None, error: MediaJobsError) -> Flow[None]:
+    state = yield Record(SubmitFailed(provider, key, error))
+    if state == "submit_unknown":
+        _explain(
+            error,
+            f"the outcome of submit {key!r} is unknown (kept as submit_unknown): submit the "
+            "same key again to re-send it with the same Idempotency-Key",
+        )
+
+
+def _explain(error: MediaJobsError, note: str) -> None:
+    error.message = f"{error.message}; {note}"
+    error.args = (error.message,)
+
+
+def named_id(response: httpx.Response) -> str | None:
+    """Find a job id in a submit's answer that is otherwise not in the documented shape.
+
+    Looks for a non-empty string ``id`` or ``task_id`` at the top of a JSON object or in its
+    ``data`` object (the places the providers put it).
+
+    Args:
+        response: The answer (body read).
+
+    Returns:
+        The id, or ``None``.
+    """
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    for where in (body, body.get("data") if isinstance(body, dict) else None):
+        if isinstance(where, dict):
+            for name in ("id", "task_id"):
+                value = where.get(name)
+                if isinstance(value, str) and value:
+                    return value
+    return None
 
 
 def poll_flow(

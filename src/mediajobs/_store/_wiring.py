@@ -141,6 +141,7 @@ class StoreRecorder:
         self.store = store
         self._lock = threading.Lock()
         self._claimed: dict[str, JobInfo] = {}
+        self._sending: set[tuple[str, str]] = set()
 
     def __call__(self, event: Event) -> Any:
         """Record one event.
@@ -168,10 +169,46 @@ class StoreRecorder:
         elif isinstance(event, SubmitAccepted):
             if event.key is not None:
                 record = self.store.mark_accepted(event.job.provider, event.key, event.job)
+                self._sent(event.job.provider, event.key)
                 self._remember(event.job.id, JobInfo.of(record))
         elif isinstance(event, SubmitFailed):
             return self._failed(event)
         return None
+
+    def _sent(self, provider: str, key: str) -> None:
+        with self._lock:
+            self._sending.discard((provider, key))
+
+    def sending(self, provider: str, key: str | None) -> bool:
+        """Whether this recorder let a submit of ``key`` go out that has not ended yet.
+
+        Args:
+            provider: The provider's name.
+            key: The key.
+
+        Returns:
+            ``True`` between the claim and the recorded outcome.
+        """
+        with self._lock:
+            return key is not None and (provider, key) in self._sending
+
+    def interrupted(self, provider: str, key: str | None) -> None:
+        """Keep a submit this recorder let go out, and that was interrupted, as unknown.
+
+        The submit's call ended without an outcome (Ctrl-C, a cancelled task, a store
+        failure after the answer): the request may have reached the provider.
+
+        Args:
+            provider: The provider's name.
+            key: The key.
+
+        Raises:
+            StoreError: If the database fails.
+        """
+        if key is None or not self.sending(provider, key):
+            return
+        self._sent(provider, key)
+        self.store.mark_unknown(provider, key, "interrupted before the answer was recorded")
 
     async def acall(self, event: Event) -> Any:
         """Record one event from async code, on a worker thread.
@@ -218,18 +255,21 @@ class StoreRecorder:
             params=intent.params,
             labels=intent.labels,
         )
-        if created:
-            return None
         if record.job_id is not None and record.job is not None:
             self._remember(record.job_id, JobInfo.of(record))
             return Claim(job=JobData.model_validate(record.job))
-        if self.store.claim_resend(intent.provider, intent.key, stale_after=intent.patience):
+        if created or self.store.claim_resend(
+            intent.provider, intent.key, stale_after=intent.patience
+        ):
+            with self._lock:
+                self._sending.add((intent.provider, intent.key))
             return None
         return Claim(wait=_ASK_AGAIN)
 
     def _failed(self, event: SubmitFailed) -> str | None:
         if event.key is None:
             return None
+        self._sent(event.provider, event.key)
         state = submit_error_state(event.error)
         reason = str(event.error)
         if state == SUBMIT_FAILED:
