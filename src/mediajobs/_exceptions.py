@@ -184,13 +184,23 @@ class ProtocolError(MediaJobsError):
     Attributes:
         provider: The provider's name.
         field: The field that was missing or malformed, when one can be named.
+        job_id: The job id the answer named nonetheless (a submit's answer), if any: the job
+            exists at the provider.
     """
 
-    def __init__(self, message: str, *, provider: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        field: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
         where = f" (field {field!r})" if field else ""
         super().__init__(f"{provider}: {message}{where}")
         self.provider = provider
         self.field = field
+        self.job_id = job_id
 
 
 class JobError(MediaJobsError, Generic[J]):
