@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +20,8 @@ from mediajobs._batch import (
     clean_part_files,
     lock_directory,
     read_batch,
-    verified_files,
 )
-from mediajobs._store import JobStore, StoredFile, idempotency_key_for, spec_key
+from mediajobs._store import JobStore, idempotency_key_for, spec_key
 from mediajobs.testing import FakeProvider, Scenario
 
 pytestmark = pytest.mark.anyio
@@ -52,15 +50,24 @@ async def run_batch(
     store: Path | None = None,
 ) -> list[LineResult]:
     await anyio.Path(out).mkdir(exist_ok=True)
-    async with httpx.AsyncClient(transport=fake.transport()) as http:
-        client = AsyncClient(
-            provider, api_key="k", base_url=fake.api_origin, http_client=http, poll=POLL
-        )
-        with JobStore(store or out / ".mediajobs.db") as job_store:
-            runner = BatchRunner(client, job_store, out, concurrency=3)
-            results = await runner.run(lines)
-            assert runner.progress.total == len({line.key for line in lines})
-            return results
+    async with (
+        httpx.AsyncClient(transport=fake.transport()) as http,
+        AsyncClient(
+            provider,
+            api_key="k",
+            base_url=fake.api_origin,
+            http_client=http,
+            poll=POLL,
+            store=store or out / ".mediajobs.db",
+        ) as client,
+    ):
+        runner = BatchRunner(client, out, concurrency=3)
+        results = await runner.run(lines)
+        progress = runner.progress
+        assert progress.total == len({line.key for line in lines})
+        assert sum(progress.statuses.values()) == progress.total
+        assert progress.files == sum(len(r.files) for r in results)
+        return results
 
 
 def bytes_served(fake: FakeProvider) -> int:
@@ -103,6 +110,7 @@ def test_identical_lines_name_one_job(tmp_path: Path) -> None:
         ('{"kind": "video", "model": ""}', "jobs.jsonl:2: model must be a non-empty string"),
         ('{"kind": "video", "model": "m", "prompt": 3}', "jobs.jsonl:2: prompt must be a string"),
         ('{"kind": "video", "model": "m", "key": 7}', "jobs.jsonl:2: key must be a non-empty"),
+        ('{"kind": "video", "model": "m", "labels": [1]}', "jobs.jsonl:2: labels must be a JSON"),
         (
             '{"kind": "video", "model": "m", "key": "same", "prompt": "other"}',
             "jobs.jsonl:2: key 'same' already names a different job on line 1",
@@ -158,19 +166,6 @@ def test_directory_lock_is_exclusive(tmp_path: Path) -> None:
         pass
     with lock_directory(tmp_path):  # released
         pass
-
-
-def test_verified_files_checks_size_and_digest(tmp_path: Path) -> None:
-    path = tmp_path / "a.bin"
-    path.write_bytes(b"hello")
-    digest = hashlib.sha256(b"hello").hexdigest()
-    good = StoredFile(0, str(path), 5, digest)
-    assert verified_files([good], 1) == [path]
-    assert verified_files([good], 2) is None  # an artifact without a file
-    assert verified_files([StoredFile(0, str(path), 5, "0" * 64)], 1) is None
-    assert verified_files([StoredFile(0, str(path), 6, digest)], 1) is None
-    path.unlink()
-    assert verified_files([good], 1) is None
 
 
 # ----------------------------------------------------------------------------- runs
@@ -284,6 +279,12 @@ async def test_refused_submit_is_recorded_and_sent_again_next_run(tmp_path: Path
     (again,) = await run_batch(fake, lines, out)
     assert again.succeeded and not again.resent
     assert fake.submissions == 1
+
+
+async def test_runner_needs_a_store(tmp_path: Path) -> None:
+    async with AsyncClient("openrouter", api_key="k") as client:
+        with pytest.raises(ConfigurationError, match="job store"):
+            BatchRunner(client, tmp_path)
 
 
 async def test_unreadable_input_file_is_refused_without_a_request(tmp_path: Path) -> None:

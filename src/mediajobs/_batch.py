@@ -1,11 +1,11 @@
 """Batch runs: many jobs from a JSON Lines file, submitted, waited for and downloaded, resumably.
 
 A batch is a file of job specs, one JSON object a line. Every line gets a key (its own
-``"key"``, else a digest of the line) and everything that happens to it is recorded in a
-:class:`~mediajobs._store.JobStore` before and after it happens: the submit before its
-request leaves (with the Idempotency-Key derived from provider + key), the job id once
-accepted, every status seen, every file once renamed into place. Running the same batch
-again therefore picks up where an interrupted run stopped:
+``"key"``, else a digest of the line) and is run by an :class:`~mediajobs.AsyncClient` with a
+job store, which records each submit before its request leaves (with the Idempotency-Key
+derived from provider + key), the job id once accepted, every status seen and every file once
+renamed into place. Running the same batch again therefore picks up where an interrupted run
+stopped:
 
 - a line whose job is recorded sends no submit; one whose submit outcome is unknown (the
   answer was lost, the process died in flight) is sent again with the **same**
@@ -14,14 +14,14 @@ again therefore picks up where an interrupted run stopped:
 - an artifact whose recorded file still exists with the recorded size and SHA-256 is not
   downloaded again; part files of killed downloads (``.<stem>.part-<hex>``) are deleted first.
 
-:func:`read_batch` validates a whole file before anything is sent; :class:`BatchRunner`
-runs it on an :class:`~mediajobs.AsyncClient` (asyncio or trio).
+:func:`read_batch` validates a whole file before anything is sent; :class:`BatchRunner` runs it
+(asyncio or trio).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import inspect
 import json
 import os
 import re
@@ -36,21 +36,19 @@ import anyio.to_thread
 
 from ._exceptions import (
     ConfigurationError,
-    DownloadError,
-    JobError,
     MediaJobsError,
+    StoreError,
     UnsupportedError,
     WaitTimeoutError,
 )
-from ._flows import submit_flow
-from ._inputs import read_inputs
-from ._jobs import AsyncJob
-from ._models import KINDS, JobData, JobStatus
-from ._steps import FileWritten, StatusSeen
-from ._store import SUBMIT_FAILED, JobStore, StoredFile, StoredJob, spec_key, submit_error_state
+from ._models import KINDS, JobStatus
+from ._steps import StatusSeen
+from ._store import SUBMIT_FAILED, JobStore, spec_key, submit_error_state
 
 if TYPE_CHECKING:
     from ._client import AsyncClient
+    from ._drivers import Recorder
+    from ._jobs import AsyncJob
     from ._steps import Event
 
 __all__ = [
@@ -64,12 +62,8 @@ __all__ = [
     "read_batch",
 ]
 
-SUBMITTING_WAIT = 30.0
-"""Seconds a run waits for another live process to finish submitting a key it also holds."""
-_SUBMITTING_POLL = 0.2
 _PART_FILE = re.compile(r"\..+\.part-[0-9a-f]{8}")
 """The name the download engine gives a file being written (see ``_files._Part``)."""
-_HASH_CHUNK = 1 << 20
 LOCK_NAME = ".mediajobs.lock"
 """The file in the output directory that keeps two batch runs from writing there at once."""
 
@@ -239,6 +233,8 @@ def _parse_line(text: str, number: int, where: str) -> BatchLine:
         raise ConfigurationError(f"{where}: model must be a non-empty string")
     if prompt is not None and not isinstance(prompt, str):
         raise ConfigurationError(f"{where}: prompt must be a string")
+    if not isinstance(spec.get("labels", {}), dict):
+        raise ConfigurationError(f"{where}: labels must be a JSON object")
     try:
         default_key = spec_key(spec) if key is None else key
     except ConfigurationError as exc:
@@ -307,69 +303,40 @@ def lock_directory(directory: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verified_files(files: Sequence[StoredFile], count: int) -> list[Path] | None:
-    """The recorded files of a job's artifacts, if every one is in place and intact.
-
-    Args:
-        files: The files the store recorded.
-        count: The job's artifact count.
-
-    Returns:
-        Their paths in artifact order, or ``None`` if one is missing, or its size or SHA-256
-        differs from the record.
-    """
-    by_index = {f.index: f for f in files}
-    paths: list[Path] = []
-    for index in range(count):
-        record = by_index.get(index)
-        if record is None:
-            return None
-        path = Path(record.path)
-        try:
-            if path.stat().st_size != record.size or _sha256_of(path) != record.sha256:
-                return None
-        except OSError:
-            return None
-        paths.append(path)
-    return paths
-
-
 class BatchRunner:
-    """Run a validated batch on an async client, recording everything in a store.
+    """Run a validated batch on an async client with a job store.
+
+    The client records everything (its ``store=``): each keyed submit before it is sent,
+    job ids, statuses and files; a key it already holds sends nothing, an unknown outcome is
+    re-sent with the same Idempotency-Key, and a download skips the files still intact.
 
     Args:
-        client: The client (its provider runs every line). Its recorder is set for the run:
-            every status change and downloaded file it sees goes into ``store``.
-        store: The job store.
+        client: The client, with a store (its provider runs every line).
         out_dir: Where the files go (must exist and be writable).
         concurrency: Submits and downloads in flight at once.
         timeout: Seconds for waiting on all jobs (``None``: no deadline).
         on_change: Called (in the event loop) with the progress after every change.
+
+    Raises:
+        ConfigurationError: If the client has no store.
     """
 
     def __init__(
         self,
         client: AsyncClient,
-        store: JobStore,
         out_dir: Path,
         *,
         concurrency: int = 8,
         timeout: float | None = None,
         on_change: Callable[[BatchProgress], None] | None = None,
     ) -> None:
+        if client.store is None:
+            raise ConfigurationError("a batch needs a client with a job store (store=...)")
         self.client = client
-        self.store = store
+        self.store: JobStore = client.store
         self.out_dir = out_dir
         self.timeout = timeout
-        self._limit = anyio.Semaphore(concurrency)
+        self._limit = anyio.Semaphore(max(concurrency, 1))
         self._on_change = on_change
         self._progress = BatchProgress(total=0)
         self._results: dict[str, LineResult] = {}
@@ -391,9 +358,7 @@ class BatchRunner:
 
         Raises:
             StoreError: If the store fails (nothing can be promised without it).
-            ConfigurationError: On a problem every line would share (e.g. an unusable store).
         """
-        provider = self.client.provider
         first: dict[str, BatchLine] = {}
         for line in lines:
             first.setdefault(line.key, line)
@@ -401,17 +366,17 @@ class BatchRunner:
         self._progress = BatchProgress(total=len(first))
         self._progress.statuses["submitting"] = len(first)
         self._changed()
-        previous = self.client._recorder
-        self.client._recorder = self._record
+        recorder = self.client._recorder
+        self.client._recorder = self._observer(recorder)
         try:
             await anyio.to_thread.run_sync(clean_part_files, self.out_dir)
             handles: list[AsyncJob] = []
             async with anyio.create_task_group() as group:
                 for line in first.values():
-                    group.start_soon(self._submit_one, provider, line, handles)
+                    group.start_soon(self._submit_one, line, handles)
             await self._wait_and_download(handles)
         finally:
-            self.client._recorder = previous
+            self.client._recorder = recorder
         return list(self._results.values())
 
     # -- progress
@@ -424,117 +389,53 @@ class BatchRunner:
         if result.status == status:
             return
         counts = self._progress.statuses
-        previous = "submitting" if result.status == "pending" else result.status
-        counts[previous] -= 1
+        counts["submitting" if result.status == "pending" else result.status] -= 1
         counts[status] += 1
         result.status = status
         self._changed()
 
-    # -- recording
+    def _observer(self, recorder: Recorder | None) -> Recorder:
+        """The client's recorder, also telling the progress display of every status seen."""
 
-    async def _record(self, event: Event) -> None:
-        provider = self.client.provider
-        if isinstance(event, StatusSeen):
-            await anyio.to_thread.run_sync(
-                self.store.record_status, provider, event.job.id, event.job
-            )
-            result = self._by_job.get(event.job.id)
-            if result is not None:
-                self._set_status(result, event.job.status.value)
-        elif isinstance(event, FileWritten):
-            await anyio.to_thread.run_sync(
-                self.store.record_file,
-                provider,
-                event.job.id,
-                event.index,
-                event.path,
-                event.size,
-                event.sha256,
-            )
-            self._progress.files += 1
-            self._changed()
+        async def observe(event: Event) -> Any:
+            answer = recorder(event) if recorder is not None else None
+            if inspect.isawaitable(answer):
+                answer = await answer
+            if isinstance(event, StatusSeen):
+                result = self._by_job.get(event.job.id)
+                if result is not None:
+                    self._set_status(result, event.job.status.value)
+            return answer
+
+        return observe
 
     # -- submitting
 
-    async def _submit_one(self, provider: str, line: BatchLine, handles: list[AsyncJob]) -> None:
+    async def _submit_one(self, line: BatchLine, handles: list[AsyncJob]) -> None:
         result = self._results[line.key]
+        provider = self.client.provider
         async with self._limit:
-            record = await self._claim(provider, line, result)
-            data = None if record is None else await self._send(provider, line, record, result)
-        if data is None:
-            return
-        result.job_id = data.id
-        self._by_job[data.id] = result
-        self._set_status(result, data.status.value)
-        handles.append(AsyncJob(data, self.client))
-
-    async def _claim(self, provider: str, line: BatchLine, result: LineResult) -> StoredJob | None:
-        """Record the intent; return the record when this run must send (or knows) the job."""
-        record, created = await anyio.to_thread.run_sync(
-            lambda: self.store.begin_submit(
-                provider,
-                line.key,
-                kind=line.kind,
-                model=line.model,
-                prompt=line.prompt,
-                params=line.params,
+            # An earlier run's submit without a job id (answer lost, sender killed) is re-sent.
+            earlier = await anyio.to_thread.run_sync(lambda: self.store.get(provider, key=line.key))
+            result.resent = (
+                earlier is not None and earlier.job_id is None and earlier.state != SUBMIT_FAILED
             )
-        )
-        if created or record.job_id is not None:
-            return record
-        # No job id: the outcome of an earlier send is unknown, or another process sends now.
-        with anyio.move_on_after(SUBMITTING_WAIT):
-            while True:
-                if await anyio.to_thread.run_sync(self.store.claim_resend, provider, line.key):
-                    result.resent = True
-                    return record
-                found = await anyio.to_thread.run_sync(
-                    lambda: self.store.get(provider, key=line.key)
+            try:
+                job = await self.client.submit(
+                    line.kind, model=line.model, prompt=line.prompt, key=line.key, **line.params
                 )
-                if found is not None and found.job_id is not None:
-                    return found
-                if found is not None and found.state == SUBMIT_FAILED:
-                    result.error = found.error or "the provider refused the submit"
-                    self._set_status(result, SUBMIT_FAILED)
-                    return None
-                await anyio.sleep(_SUBMITTING_POLL)
-        result.error = (
-            f"another process is still submitting key {line.key!r}; run the batch again later"
-        )
-        self._set_status(result, "submit_unknown")
-        return None
-
-    async def _send(
-        self, provider: str, line: BatchLine, record: StoredJob, result: LineResult
-    ) -> JobData | None:
-        if record.job_id is not None and record.job is not None:
-            return JobData.model_validate(record.job)
-        settings = self.client._settings
-        try:
-            params = read_inputs(line.params, settings.dialect.file_params)
-        except ConfigurationError as exc:  # nothing was sent: the line may be fixed and re-run
-            await anyio.to_thread.run_sync(self.store.mark_rejected, provider, line.key, str(exc))
-            self._failed(result, exc, SUBMIT_FAILED)
-            return None
-        try:
-            data = await self.client._run(
-                submit_flow(
-                    settings,
-                    line.kind,
-                    model=line.model,
-                    prompt=line.prompt,
-                    params=params,
-                    idempotency_key=record.idempotency_key,
-                )
-            )
-        except MediaJobsError as exc:
-            state = submit_error_state(exc)
-            mark = self.store.mark_rejected if state == SUBMIT_FAILED else self.store.mark_unknown
-            await anyio.to_thread.run_sync(mark, provider, line.key, str(exc))
-            self._failed(result, exc, state)
-            return None
-        await anyio.to_thread.run_sync(self.store.mark_accepted, provider, line.key, data)
-        return data
+            except StoreError:
+                raise
+            except (ConfigurationError, UnsupportedError) as exc:  # refused here: nothing sent
+                self._failed(result, exc, SUBMIT_FAILED)
+                return
+            except MediaJobsError as exc:
+                self._failed(result, exc, submit_error_state(exc))
+                return
+        result.job_id = job.id
+        self._by_job[job.id] = result
+        self._set_status(result, job.status.value)
+        handles.append(job)
 
     def _failed(self, result: LineResult, exc: MediaJobsError, state: str) -> None:
         result.error = str(exc)
@@ -546,19 +447,20 @@ class BatchRunner:
     async def _wait_and_download(self, handles: list[AsyncJob]) -> None:
         async with anyio.create_task_group() as group:
             try:
-                waits = self.client.as_completed(handles, timeout=self.timeout)
-                async with contextlib.aclosing(
-                    cast("AsyncGenerator[AsyncJob, None]", waits)
-                ) as finished:
+                waits = cast(
+                    "AsyncGenerator[AsyncJob, None]",
+                    self.client.as_completed(handles, timeout=self.timeout),
+                )
+                async with contextlib.aclosing(waits) as finished:
                     async for job in finished:
-                        await self._finished(job, group)
+                        self._finished(job, group)
             except WaitTimeoutError as exc:
                 for job in exc.pending:
                     result = self._by_job[job.id]
-                    result.error = f"still {job.status.value} when --timeout passed"
+                    result.error = f"still {job.status.value} when the timeout passed"
                     result.exception = exc
 
-    async def _finished(self, job: AsyncJob, group: anyio.abc.TaskGroup) -> None:
+    def _finished(self, job: AsyncJob, group: anyio.abc.TaskGroup) -> None:
         result = self._by_job[job.id]
         self._set_status(result, job.status.value)
         if job.status is JobStatus.SUCCEEDED:
@@ -569,31 +471,26 @@ class BatchRunner:
             result.error = f"the job ended {job.status.value}"
 
     async def _download(self, job: AsyncJob, result: LineResult) -> None:
+        fetched = [0]
+
+        def on_progress(done: int, total: int | None) -> None:
+            self._progress.bytes += max(done - fetched[0], 0)
+            fetched[0] = done
+            self._changed()
+
         async with self._limit:
-            provider = self.client.provider
-            record = await anyio.to_thread.run_sync(lambda: self.store.get(provider, job_id=job.id))
-            files = record.files if record is not None else ()
-            count = len(job.artifacts)
-            kept = await anyio.to_thread.run_sync(verified_files, files, count)
-            if kept is not None:
-                result.files = kept
-                self._progress.files += len(kept)
-                self._changed()
-                return
-
-            def on_progress(done: int, total: int | None) -> None:
-                delta = done - seen[0]
-                seen[0] = done
-                self._progress.bytes += max(delta, 0)
-                self._changed()
-
-            seen = [0]
             try:
+                # Files recorded and still intact are kept; a file left unrecorded by a killed
+                # run (renamed, not yet recorded) cannot be trusted and is replaced.
                 result.files = await self.client.download(
                     job, self.out_dir, overwrite=True, on_progress=on_progress
                 )
-            except (DownloadError, JobError, MediaJobsError) as exc:
+            except StoreError:
+                raise
+            except MediaJobsError as exc:
                 result.error = str(exc)
                 result.exception = exc
                 return
-            result.downloaded_now = True
+        result.downloaded_now = fetched[0] > 0
+        self._progress.files += len(result.files)
+        self._changed()

@@ -1311,7 +1311,6 @@ def _demo_batch(
 
     from ._batch import BatchRunner, read_batch
     from ._client import AsyncClient
-    from ._store import JobStore
 
     directory.mkdir(parents=True, exist_ok=True)
     for leftover in directory.glob(STORE_NAME + "*"):  # each demo starts its batch afresh
@@ -1331,12 +1330,12 @@ def _demo_batch(
         async with httpx.AsyncClient(transport=fake.transport()) as http:
             overrides = {"api_key": fake.api_key, "base_url": fake.api_origin, **poll}
             name, options = _client_options(args, "openrouter", overrides)
-            async with AsyncClient(name, http_client=http, **options) as client:
-                with JobStore(directory / STORE_NAME) as store:
-                    first = await BatchRunner(client, store, directory).run(lines)
-                    before = len(fake.requests)
-                    again = await BatchRunner(client, store, directory).run(lines)
-                    return first, again, len(fake.requests) - before
+            store = directory / STORE_NAME
+            async with AsyncClient(name, http_client=http, store=store, **options) as client:
+                first = await BatchRunner(client, directory).run(lines)
+                before = len(fake.requests)
+                again = await BatchRunner(client, directory).run(lines)
+                return first, again, len(fake.requests) - before
 
     first, again, sent = anyio.run(twice)
     fetched = sum(r.downloaded_now for r in again)
@@ -1441,7 +1440,6 @@ def _cmd_batch(args: argparse.Namespace, out: _Output) -> int:
 
     from ._batch import BatchRunner, check_kinds, lock_directory, read_batch
     from ._client import AsyncClient
-    from ._store import JobStore
 
     lines = read_batch(args.file)
     provider, options = _client_options(args, None, {})
@@ -1451,13 +1449,12 @@ def _cmd_batch(args: argparse.Namespace, out: _Output) -> int:
     with _BatchDisplay(quiet=out.json) as display:
 
         async def run() -> list[LineResult]:
-            async with AsyncClient(provider, **options) as client:
+            async with AsyncClient(provider, store=store_target, **options) as client:
                 check_kinds(lines, client.dialect.check_kind, str(args.file))
                 _check_out_dir(args.out)
-                with lock_directory(args.out), JobStore(store_target) as store:
+                with lock_directory(args.out):
                     runner = BatchRunner(
                         client,
-                        store,
                         args.out,
                         concurrency=args.concurrency,
                         timeout=args.timeout,
