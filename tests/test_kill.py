@@ -101,7 +101,7 @@ def finish(argv: list[str]) -> list[dict[str, Any]]:
 
 
 def part_files(out: Path) -> list[Path]:
-    return [p for p in out.iterdir() if ".part-" in p.name]
+    return sorted(p for p in out.iterdir() if ".part-" in p.name)
 
 
 def assert_complete(fake: HoldingFake, out: Path, results: list[dict[str, Any]]) -> None:
@@ -193,3 +193,83 @@ def test_killed_mid_download(
     for job_id in complete:  # a file complete and recorded is not fetched again
         assert fake.jobs[job_id].bytes_served == served[job_id]
     assert_complete(fake, tmp_path, results)
+
+
+# ----------------------------------------------------------------------------- sync client
+
+SYNC_SCRIPT = """
+import sys
+from mediajobs import Client, PollPolicy
+
+base_url, store, out, phase = sys.argv[1:5]
+poll = PollPolicy.fixed(0.02)
+with Client("openrouter", base_url=base_url, api_key="test-key", store=store, poll=poll) as client:
+    if phase == "start":
+        jobs = [
+            client.submit("video", model="m", prompt=f"clip {i}", key=f"clip-{i}")
+            for i in range(3)
+        ]
+    else:  # resume: everything the store holds that is not downloaded yet
+        jobs = client.jobs(downloaded=False)
+    for job in client.wait_all(jobs):
+        client.download(job, out)
+"""
+
+
+def sync_run(server: FakeServer, tmp_path: Path, phase: str) -> list[str]:
+    script = tmp_path / "jobs_script.py"
+    script.write_text(SYNC_SCRIPT, encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    store = tmp_path / "jobs.db"
+    return [sys.executable, str(script), server.base_url, str(store), str(out), phase]
+
+
+def assert_sync_complete(fake: HoldingFake, tmp_path: Path, stale: list[Path]) -> None:
+    assert fake.submissions == LINES
+    listed = run("jobs", "--store", str(tmp_path / "jobs.db"), "--json", env=clean_env())
+    stored = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert sorted(s["key"] for s in stored) == [f"clip-{i}" for i in range(LINES)]
+    for entry in stored:
+        assert entry["status"] == "succeeded" and entry["downloaded"]
+        (file,) = entry["files"]
+        assert Path(file["path"]).read_bytes() == fake.artifact_bytes(entry["id"])
+    # The resumed run leaves no part file of its own. The killed process's part file stays:
+    # nothing in a plain client knows it is abandoned (``mediajobs batch`` deletes them).
+    assert part_files(tmp_path / "out") == stale
+
+
+def test_sync_client_killed_mid_wait_then_resumed(
+    tmp_path: Path, server: FakeServer, fake: HoldingFake, clock: Clock
+) -> None:
+    fake.scenario = Scenario(seconds_per_step=1.0, artifact_size=8192)  # stalls: clock frozen
+    process = start(sync_run(server, tmp_path, "start"))
+    wait_until(lambda: fake.submissions == LINES, "every submit")
+    wait_until(lambda: sum(r.method == "GET" for r in fake.requests) >= 2 * LINES, "polls")
+    kill(process)
+    clock.now = 100.0
+    resumed = subprocess.run(
+        sync_run(server, tmp_path, "resume"), env=clean_env(), timeout=60, check=False
+    )
+    assert resumed.returncode == 0
+    assert_sync_complete(fake, tmp_path, [])
+
+
+def test_sync_client_killed_mid_download_then_resumed(
+    tmp_path: Path, server: FakeServer, fake: HoldingFake
+) -> None:
+    fake.scenario = Scenario(artifact_size=512 * 1024)
+    fake.trickle = 0.002
+    process = start(sync_run(server, tmp_path, "start"))
+    out = tmp_path / "out"
+    wait_until(
+        lambda: out.is_dir() and any(p.stat().st_size for p in part_files(out)), "a partial file"
+    )
+    kill(process)
+    stale = part_files(out)
+    fake.trickle = None
+    resumed = subprocess.run(
+        sync_run(server, tmp_path, "resume"), env=clean_env(), timeout=60, check=False
+    )
+    assert resumed.returncode == 0
+    assert_sync_complete(fake, tmp_path, stale)
