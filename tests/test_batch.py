@@ -315,3 +315,16 @@ async def test_other_providers(tmp_path: Path, provider: str) -> None:
     assert all(r.succeeded for r in results)
     for result in results:
         assert result.files[0].read_bytes() == fake.artifact_bytes(result.job_id or "")
+
+
+async def test_job_known_to_the_provider_but_not_to_this_store(tmp_path: Path) -> None:
+    """The same key from another store: the provider replays a finished job, files and all."""
+    fake = FakeProvider()
+    lines = read_batch(write_lines(tmp_path / "jobs.jsonl", video("a", key="a")))
+    (first,) = await run_batch(fake, lines, tmp_path / "one")
+    (second,) = await run_batch(fake, lines, tmp_path / "two")
+    assert fake.submissions == 1 and fake.replays == 1
+    assert second.job_id == first.job_id
+    assert second.succeeded, second.error
+    assert second.files[0].parent == (tmp_path / "two").resolve()
+    assert second.files[0].read_bytes() == fake.artifact_bytes(first.job_id or "")

@@ -480,6 +480,8 @@ class BatchRunner:
 
         async with self._limit:
             try:
+                if not job.artifacts:  # e.g. a replayed submit's answer: success, no files yet
+                    job = await self.client.get(job)
                 # Files recorded and still intact are kept; a file left unrecorded by a killed
                 # run (renamed, not yet recorded) cannot be trusted and is replaced.
                 result.files = await self.client.download(
