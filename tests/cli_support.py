@@ -22,6 +22,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in KEY_VARS and not k.startswith("MEDIAJOBS_")
     }
+    if env.get("PYTHONPATH"):
+        # Absolute, so that a child run in another directory imports the same code.
+        parts = env["PYTHONPATH"].split(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) if p else p for p in parts)
     env.update(extra)
     return env
 

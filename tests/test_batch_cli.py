@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-import mediajobs
 from batch_support import write_batch
 from cli_support import clean_env, mj, run
 from mediajobs._store import idempotency_key_for
@@ -172,12 +171,7 @@ def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     shim = bin_dir / "mediajobs"
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mediajobs "$@"\n')
     shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
-    # The package under test, whatever the working directory (a relative PYTHONPATH would not do).
-    package_root = str(Path(mediajobs.__file__).resolve().parents[1])
-    env = clean_env(
-        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        PYTHONPATH=os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]),
-    )
+    env = clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     done = subprocess.run(
         ["bash", "-c", text],
         cwd=tmp_path,
