@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from batch_support import HoldingFake, wait_until, write_batch
-from cli_support import KEY, clean_env, run
+from cli_support import clean_env, fake_options, run
 from mediajobs import JobStatus
 from mediajobs._store import JobStore
 from mediajobs.testing import FakeServer, Scenario
@@ -61,18 +61,12 @@ def server(fake: HoldingFake) -> Iterator[FakeServer]:
 
 
 def command(server: FakeServer, provider: str, batch: Path, out: Path) -> list[str]:
+    options = fake_options(server, provider, poll_interval="0.02")
     return [
         sys.executable,
         "-m",
         "mediajobs",
-        "--provider",
-        provider,
-        "--base-url",
-        server.base_url,
-        "--api-key",
-        KEY,
-        "--poll-interval",
-        "0.02",
+        *options,
         "--json",
         "batch",
         str(batch),
@@ -121,19 +115,26 @@ def assert_complete(fake: HoldingFake, out: Path, results: list[dict[str, Any]])
     assert all(s["status"] == "succeeded" and s["downloaded"] for s in stored)
 
 
+def kill_while_held(fake: HoldingFake, argv: list[str], hold: str) -> list[dict[str, Any]]:
+    """Run, kill the run while the fake holds a submit (``hold_before``/``hold_after``), rerun."""
+    setattr(fake, hold, True)
+    process = start(argv)
+    wait_until(fake.held.is_set, "a held submit")
+    assert fake.submissions == (1 if hold == "hold_after" else 0)
+    kill(process)
+    setattr(fake, hold, False)
+    fake.release.set()
+    results = finish(argv)
+    assert any(r["resent"] for r in results)  # its sender died: sent again, same key
+    return results
+
+
 @pytest.mark.parametrize("provider", ONE)
 def test_killed_before_the_submit_arrives(
     tmp_path: Path, server: FakeServer, fake: HoldingFake, provider: str
 ) -> None:
     argv = command(server, provider, write_batch(tmp_path / "b.jsonl", provider, LINES), tmp_path)
-    fake.hold_before = True
-    process = start(argv)
-    wait_until(fake.held.is_set, "a held submit")
-    kill(process)
-    fake.hold_before = False
-    fake.release.set()
-    results = finish(argv)
-    assert any(r["resent"] for r in results)  # its sender died: sent again, same key
+    results = kill_while_held(fake, argv, "hold_before")
     assert_complete(fake, tmp_path, results)
 
 
@@ -142,15 +143,7 @@ def test_killed_while_the_answer_is_held(
     tmp_path: Path, server: FakeServer, fake: HoldingFake, provider: str
 ) -> None:
     argv = command(server, provider, write_batch(tmp_path / "b.jsonl", provider, LINES), tmp_path)
-    fake.hold_after = True
-    process = start(argv)
-    wait_until(fake.held.is_set, "a held answer")
-    assert fake.submissions == 1
-    kill(process)
-    fake.hold_after = False
-    fake.release.set()
-    results = finish(argv)
-    assert any(r["resent"] for r in results)
+    results = kill_while_held(fake, argv, "hold_after")
     assert fake.replays >= 1  # the re-sent submit got the job its lost answer carried
     assert_complete(fake, tmp_path, results)
 
