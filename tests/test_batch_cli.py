@@ -194,3 +194,36 @@ def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert all(r["status"] == "succeeded" for r in results)
     assert len({r["id"] for r in results}) == 20
     assert not [p for p in (tmp_path / "out").iterdir() if ".part-" in p.name]
+
+
+def test_timeout_exits_3_and_a_rerun_finishes(
+    tmp_path: Path, fake_server: FakeServer, fake_provider: FakeProvider
+) -> None:
+    clock = [0.0]
+    fake_provider.clock = lambda: clock[0]  # frozen: the jobs stay queued
+    fake_provider.scenario = Scenario(seconds_per_step=1.0)
+    file = write_batch(tmp_path / "jobs.jsonl", "openrouter", 2)
+    out = tmp_path / "out"
+    stalled = batch(fake_server, file, out, "--json", "--timeout", "0.3")
+    assert stalled.returncode == 3, stalled.stderr
+    assert [(r["status"], r["files"]) for r in objects(stalled.stdout)] == [("queued", [])] * 2
+    assert all("timeout" in r["error"] for r in objects(stalled.stdout))
+    clock[0] = 100.0
+    done = batch(fake_server, file, out, "--json")
+    assert done.returncode == 0, done.stderr
+    assert [r["status"] for r in objects(done.stdout)] == ["succeeded"] * 2
+    assert fake_provider.submissions == 2
+
+
+def test_plain_progress_lines_are_throttled(capsys: pytest.CaptureFixture[str]) -> None:
+    from mediajobs._batch import BatchProgress
+    from mediajobs.cli import _BatchDisplay
+
+    progress = BatchProgress(total=3)
+    progress.statuses.update({"succeeded": 1, "running": 2})
+    progress.files, progress.bytes = 1, 2048
+    with _BatchDisplay(quiet=False) as display:  # stderr is not a terminal here
+        display.update(progress)
+        display.update(progress)  # within 5 s of the first: not printed
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["batch: 1/3 ended; 2 running, 1 succeeded; 1 files, 2.0 KB downloaded"]

@@ -266,3 +266,22 @@ def test_sync_client_killed_mid_download_then_resumed(
     )
     assert resumed.returncode == 0
     assert_sync_complete(fake, tmp_path, stale)
+
+
+def test_ctrl_c_mid_wait_then_rerun(
+    tmp_path: Path, server: FakeServer, fake: HoldingFake, clock: Clock
+) -> None:
+    fake.scenario = Scenario(seconds_per_step=1.0, artifact_size=8192)  # stalls: clock frozen
+    argv = command(
+        server, "openrouter", write_batch(tmp_path / "b.jsonl", "openrouter", LINES), tmp_path
+    )
+    argv.remove("--json")
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=clean_env())
+    wait_until(lambda: fake.submissions == LINES, "every submit")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "run the same command again" in stderr
+    clock.now = 100.0
+    argv.append("--json")
+    assert_complete(fake, tmp_path, finish(argv))
