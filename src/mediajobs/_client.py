@@ -770,7 +770,11 @@ class AsyncClient(_BaseClient[AsyncJob]):
             if self._owns_http:
                 await self._http.aclose()
         finally:
-            self._close_store()
+            if self._owns_store:
+                from anyio import to_thread  # noqa: PLC0415 - only with a store
+
+                with anyio.CancelScope(shield=True):
+                    await to_thread.run_sync(self._close_store)
 
     async def _run(self, flow: Flow[T], **callbacks: Any) -> T:
         return await run_async(flow, self._runtime(**callbacks))
