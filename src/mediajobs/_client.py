@@ -124,10 +124,10 @@ class _BaseClient(Generic[J]):
         self._owns_store = False
         self._store_recorder: StoreRecorder | None = None
         if store is not None:
-            from ._store._wiring import StoreRecorder, open_store  # noqa: PLC0415 - sqlite
+            from ._store._wiring import open_store, recorder_for  # noqa: PLC0415 - sqlite
 
             self._store, self._owns_store = open_store(store)
-            self._store_recorder = StoreRecorder(self._store)
+            self._store_recorder = recorder_for(self._store)
 
     @property
     def store(self) -> JobStore | None:
@@ -770,7 +770,11 @@ class AsyncClient(_BaseClient[AsyncJob]):
             if self._owns_http:
                 await self._http.aclose()
         finally:
-            self._close_store()
+            if self._owns_store:
+                from anyio import to_thread  # noqa: PLC0415 - only with a store
+
+                with anyio.CancelScope(shield=True):
+                    await to_thread.run_sync(self._close_store)
 
     async def _run(self, flow: Flow[T], **callbacks: Any) -> T:
         return await run_async(flow, self._runtime(**callbacks))
