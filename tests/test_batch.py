@@ -328,3 +328,17 @@ async def test_job_known_to_the_provider_but_not_to_this_store(tmp_path: Path) -
     assert second.succeeded, second.error
     assert second.files[0].parent == (tmp_path / "two").resolve()
     assert second.files[0].read_bytes() == fake.artifact_bytes(first.job_id or "")
+
+
+async def test_labels_of_a_line_are_recorded(tmp_path: Path) -> None:
+    fake = FakeProvider()
+    lines = read_batch(
+        write_lines(tmp_path / "jobs.jsonl", video("a", labels={"run": 7}), video("b"))
+    )
+    out = tmp_path / "out"
+    await run_batch(fake, lines, out)
+    with JobStore(out / ".mediajobs.db") as store:
+        (labelled,) = store.jobs("openrouter", labels={"run": 7})
+    assert labelled.key == lines[0].key
+    assert labelled.labels == {"run": 7}
+    assert "labels" not in fake.requests[0].json
