@@ -22,6 +22,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in KEY_VARS and not k.startswith("MEDIAJOBS_")
     }
+    if env.get("PYTHONPATH"):
+        # Absolute, so that a child run in another directory imports the same code.
+        parts = env["PYTHONPATH"].split(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) if p else p for p in parts)
     env.update(extra)
     return env
 
@@ -41,11 +45,9 @@ def run(
     )
 
 
-def mj(
-    server: FakeServer, provider: str, *args: str, **kwargs: Any
-) -> subprocess.CompletedProcess[str]:
-    """Run the CLI with the global options that point it at the served fake."""
-    return run(
+def fake_options(server: FakeServer, provider: str, poll_interval: str = "0.05") -> list[str]:
+    """The global options that point the CLI at the served fake, polling fast."""
+    return [
         "--provider",
         provider,
         "--base-url",
@@ -53,10 +55,15 @@ def mj(
         "--api-key",
         KEY,
         "--poll-interval",
-        "0.05",
-        *args,
-        **kwargs,
-    )
+        poll_interval,
+    ]
+
+
+def mj(
+    server: FakeServer, provider: str, *args: str, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with the global options that point it at the served fake."""
+    return run(*fake_options(server, provider), *args, **kwargs)
 
 
 def json_out(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:

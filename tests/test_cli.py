@@ -323,15 +323,21 @@ def test_demo_runs_offline_and_reruns(tmp_path: Path) -> None:
         assert (tmp_path / path).is_file()
         assert (tmp_path / path).parent == tmp_path / "mediajobs-demo"
     assert "demo done: 4 jobs succeeded" in result.stdout
+    assert "demo batch: 3 of 3 jobs" in result.stdout
+    assert "the same batch again: 0 requests sent, 0 files downloaded" in result.stdout
     assert "status: running" in result.stderr
 
     fast = clean_env(MEDIAJOBS_POLL_INTERVAL="0.01")
     again = run("--json", "demo", "--out", "elsewhere", cwd=tmp_path, env=fast)
     assert again.returncode == 0, again.stderr
-    jobs = [json.loads(line) for line in again.stdout.splitlines()]
+    *jobs, batch = [json.loads(line) for line in again.stdout.splitlines()]
     assert [j["provider"] for j in jobs] == ["therouter", "worldrouter", "openrouter", "onerouter"]
     assert all(j["status"] == "succeeded" and len(j["paths"]) == 1 for j in jobs)
-    assert len(list((tmp_path / "elsewhere").iterdir())) == 4
+    assert len([p for p in (tmp_path / "elsewhere").iterdir() if p.is_file()]) == 4
+    # The small batch: three jobs, then the same batch again sends and downloads nothing.
+    assert [j["status"] for j in batch["jobs"]] == ["succeeded"] * 3
+    assert all(Path(j["files"][0]).is_file() for j in batch["jobs"])
+    assert batch["rerun"] == {"requests": 0, "downloads": 0}
 
 
 # ----------------------------------------------------------------------- usage errors

@@ -396,3 +396,21 @@ def test_submit_passes_callback_url(fake: FakeProvider) -> None:
     (submit,) = [r for r in fake.requests if r.method == "POST"]
     assert submit.json["callback_url"] == url
     assert fake.jobs[job.id].callback_url == url
+
+
+def test_a_shared_store_reports_a_delivery_once_across_clients_and_records_it(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    store = mj.JobStore(tmp_path / "jobs.db")
+    try:
+        with sync_client(fake, store=store) as first, sync_client(fake, store=store) as second:
+            job = first.submit("video", model=MODEL, prompt="a kitten", key="kitten-1")
+            body, headers = delivery(fake, job.id)
+            event = first.parse_webhook(body, headers)
+            again = second.parse_webhook(body, headers)
+            assert (event.duplicate, again.duplicate) == (False, True)
+            assert event.job.id == again.job.id == job.id
+            record = store.get("openrouter", key="kitten-1")
+            assert record is not None and record.status == "succeeded"
+    finally:
+        store.close()

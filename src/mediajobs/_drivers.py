@@ -424,7 +424,7 @@ class _SyncDriver:
                         self.report(step, step.done)
                     elif isinstance(step, Record):
                         if rt.recorder is not None:
-                            rt.recorder(step.event)
+                            value = rt.recorder(step.event)
                     elif isinstance(step, Refresh):
                         value = self.refresh()
                     elif isinstance(step, Blocking):
@@ -620,7 +620,7 @@ class _AsyncDriver:
                         await self.report(step, step.done)
                     elif isinstance(step, Record):
                         if rt.recorder is not None:
-                            await _call(rt.recorder, step.event)
+                            value = await _call(rt.recorder, step.event)
                     elif isinstance(step, Refresh):
                         value = await self.refresh()
                     elif isinstance(step, Blocking):

@@ -82,6 +82,14 @@ class Settings:
         request.extensions["timeout"] = limits
         return request
 
+    @property
+    def request_seconds(self) -> float:
+        """The longest a single request may take, in seconds (the largest part of a ``Timeout``)."""
+        if not isinstance(self.timeout, httpx.Timeout):
+            return float(self.timeout)
+        parts = (self.timeout.connect, self.timeout.read, self.timeout.write, self.timeout.pool)
+        return max((float(p) for p in parts if p is not None), default=0.0)
+
     def redact(self, text: str) -> str:
         """Remove the API key from a text.
 

@@ -56,7 +56,9 @@ FAKE_API_KEY = "test-key"
 """The key the fake provider accepts by default (``FakeProvider(api_key=...)``)."""
 
 if TYPE_CHECKING:
+    from ._batch import BatchProgress, LineResult
     from ._client import Job
+    from ._store import StoredJob
     from .testing import FakeServer
 
 __all__ = [
@@ -367,6 +369,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--out", metavar="DIR", type=Path, default=Path(DEMO_DIR), help=f"default ./{DEMO_DIR}"
+    )
+    batch = command(
+        "batch", _cmd_batch, "run many jobs from a JSON Lines file, resumably (--out DIR)"
+    )
+    batch.add_argument("file", metavar="FILE", type=Path, help="JSON Lines: one job a line")
+    batch.add_argument(
+        "--out", metavar="DIR", type=Path, required=True, help="download every job into DIR"
+    )
+    batch.add_argument(
+        "--store",
+        metavar="PATH",
+        help=f"the job store: a file or a postgresql:// URL (default DIR/{STORE_NAME})",
+    )
+    batch.add_argument(
+        "--concurrency",
+        metavar="N",
+        type=_count,
+        default=8,
+        help="submits and downloads in flight at once (default 8)",
+    )
+    _add_wait_options(batch)
+
+    jobs = command("jobs", _cmd_jobs, "list the jobs a store holds")
+    jobs.add_argument(
+        "--store",
+        metavar="PATH",
+        help=f"the job store: a file or a postgresql:// URL (default ${ENV_STORE}, "
+        f"else ./{STORE_NAME})",
+    )
+    jobs.add_argument(
+        "--status",
+        choices=[*(s.value for s in JobStatus), *_STORE_STATES],
+        help="only jobs in this status (default: all)",
     )
     return parser
 
@@ -918,6 +953,18 @@ def _make_client(
     Raises:
         ConfigurationError: Without a provider or a key, or with a bad base URL or setting.
     """
+    name, options = _client_options(args, provider, overrides)
+    return Client(name, **options)
+
+
+def _client_options(
+    args: argparse.Namespace, provider: str | None, overrides: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The provider and the client arguments the global options describe (both clients).
+
+    Raises:
+        ConfigurationError: Without a provider or a key, or with a bad setting.
+    """
     provider = provider or args.provider or os.environ.get(ENV_PROVIDER)
     if not provider:
         raise ConfigurationError(f"no provider: pass --provider or set {ENV_PROVIDER}")
@@ -936,7 +983,7 @@ def _make_client(
     if retries is not None:
         options["retry"] = RetryPolicy(max_attempts=retries + 1)
     options.update(overrides)
-    return Client(provider, **options)
+    return provider, options
 
 
 def _fake_key_for(provider: str, base_url: str | None) -> str | None:
@@ -1222,6 +1269,11 @@ def _cmd_serve_fake(args: argparse.Namespace, out: _Output) -> int:
         else:
             message = "a port is already in use"
         raise ConfigurationError(f"{message}: pass --port 0 to pick free ports") from exc
+    # What a client's retries and re-runs did, visible to whoever stops the fake.
+    out.err(
+        f"fake provider stopped: {fake.submissions} jobs created; "
+        f"{fake.replays} repeated submits answered with their first job"
+    )
     return EXIT_OK
 
 
@@ -1259,7 +1311,250 @@ def _cmd_demo(args: argparse.Namespace, out: _Output) -> int:
             f"demo done: {len(DEFAULT_MODELS)} jobs succeeded, {len(files)} files, {_size(total)} "
             f"in {args.out}{os.sep} ({_duration(time.monotonic() - started)})"
         )
+    _demo_batch(args, out, fake, args.out / "batch", poll)
     return EXIT_OK
+
+
+def _demo_batch(
+    args: argparse.Namespace, out: _Output, fake: Any, directory: Path, poll: dict[str, Any]
+) -> None:
+    """Run a three-line batch on the in-process fake, then the same batch again (a no-op)."""
+    import anyio
+
+    from ._batch import BatchRunner, read_batch
+    from ._client import AsyncClient
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.glob(STORE_NAME + "*"):  # each demo starts its batch afresh
+        leftover.unlink()
+    file = directory / "jobs.jsonl"
+    prompts = ("a kite over dunes", "rain on a window", "a city at night")
+    file.write_text(
+        "".join(
+            json.dumps({"kind": "video", "model": "google/veo-3.1", "prompt": p}) + "\n"
+            for p in prompts
+        ),
+        encoding="utf-8",
+    )
+    lines = read_batch(file)
+
+    async def twice() -> tuple[list[LineResult], list[LineResult], int]:
+        async with httpx.AsyncClient(transport=fake.transport()) as http:
+            overrides = {"api_key": fake.api_key, "base_url": fake.api_origin, **poll}
+            name, options = _client_options(args, "openrouter", overrides)
+            store = directory / STORE_NAME
+            async with AsyncClient(name, http_client=http, store=store, **options) as client:
+                first = await BatchRunner(client, directory).run(lines)
+                before = len(fake.requests)
+                again = await BatchRunner(client, directory).run(lines)
+                return first, again, len(fake.requests) - before
+
+    first, again, sent = anyio.run(twice)
+    fetched = sum(r.downloaded_now for r in again)
+    if out.json:
+        out.emit(
+            {
+                "batch": str(file),
+                "jobs": [r.to_json(r.lines[0]) for r in first],
+                "rerun": {"requests": sent, "downloads": fetched},
+            }
+        )
+        return
+    succeeded = sum(r.succeeded for r in first)
+    out.out(
+        f"demo batch: {succeeded} of {len(first)} jobs from {file} succeeded, files in "
+        f"{directory}{os.sep}\nthe same batch again: {sent} requests sent, {fetched} files "
+        f"downloaded (everything was recorded in {directory / STORE_NAME})"
+    )
+
+
+# ----------------------------------------------------------------------------- batch
+
+STORE_NAME = ".mediajobs.db"
+"""The store a batch keeps in its output directory unless ``--store`` names another."""
+ENV_STORE = "MEDIAJOBS_STORE"
+_ENDED = frozenset(
+    {*(s.value for s in JobStatus if s.is_terminal), "submit_failed", "submit_unknown"}
+)
+
+
+def _progress_text(progress: BatchProgress) -> str:
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()) if n)
+    return f"{counts}; {progress.files} files, {_size(progress.bytes)} downloaded"
+
+
+class _BatchDisplay:
+    """One live line for a whole batch: rich on an interactive stderr, else a line every 5 s."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self._quiet = quiet
+        self._rich: Any = None
+        self._task: Any = None
+        self._shown = 0.0
+
+    def __enter__(self) -> _BatchDisplay:
+        if self._quiet or not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
+            return self
+        try:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+        except ImportError:
+            return self
+        self._rich = Progress(
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            transient=False,
+        )
+        self._rich.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._rich is not None:
+            self._rich.__exit__(None, None, None)
+
+    def update(self, progress: BatchProgress) -> None:
+        """Redraw (rich) or print a line at most every 5 s (plain) for these counts."""
+        ended = sum(n for status, n in progress.statuses.items() if status in _ENDED)
+        if self._rich is not None:
+            from rich.markup import escape
+
+            if self._task is None:
+                self._task = self._rich.add_task("", total=progress.total)
+            description = escape(_progress_text(progress))
+            self._rich.update(self._task, completed=ended, description=description)
+            return
+        now = time.monotonic()
+        if self._quiet or now - self._shown < 5.0:
+            return
+        self._shown = now
+        print(f"batch: {ended}/{progress.total} ended; {_progress_text(progress)}", file=sys.stderr)
+
+
+def _batch_exit(results: Sequence[LineResult]) -> tuple[int, BaseException | None]:
+    """The exit code of a batch: 0 all succeeded, 1 some job failed, else the CLI's codes."""
+    for result in results:
+        if result.exception is not None:
+            return exit_code_for(result.exception), result.exception
+    if all(r.succeeded for r in results):
+        return EXIT_OK, None
+    return EXIT_JOB_FAILED, None
+
+
+def _cmd_batch(args: argparse.Namespace, out: _Output) -> int:
+    import anyio
+
+    from ._batch import BatchRunner, check_kinds, lock_directory, read_batch
+    from ._client import AsyncClient
+
+    lines = read_batch(args.file)
+    provider, options = _client_options(args, None, {})
+    options.setdefault("wait_timeout", args.timeout)
+    options.setdefault("max_concurrency", max(args.concurrency, 1))
+    store_target = args.store or args.out / STORE_NAME
+    with _BatchDisplay(quiet=out.json) as display:
+
+        async def run() -> list[LineResult]:
+            async with AsyncClient(provider, store=store_target, **options) as client:
+                check_kinds(lines, client.dialect.check_kind, str(args.file))
+                _check_out_dir(args.out)
+                with lock_directory(args.out):
+                    runner = BatchRunner(
+                        client,
+                        args.out,
+                        concurrency=args.concurrency,
+                        timeout=args.timeout,
+                        on_change=display.update,
+                    )
+                    return await runner.run(lines)
+
+        try:
+            results = anyio.run(run)
+        except KeyboardInterrupt:
+            if not out.json:
+                out.err(
+                    "hint: run the same command again to finish: nothing accepted is sent twice"
+                )
+            raise
+    by_key = {r.key: r for r in results}
+    for line in lines:
+        result = by_key[line.key]
+        if out.json:
+            out.emit(result.to_json(line.number))
+        elif line.number == result.lines[0]:
+            files = " ".join(str(p) for p in result.files)
+            resent = " (re-sent)" if result.resent else ""
+            out.out(
+                f"{result.key}  {result.status}{resent}  {result.job_id or '-'}  {files}".rstrip()
+            )
+    code, error = _batch_exit(results)
+    problems = [r for r in results if not r.succeeded]
+    for result in problems:
+        where = f"line {result.lines[0]}" + (f", job {result.job_id}" if result.job_id else "")
+        out.err(f"{result.status}: {result.key} ({where}): {result.error or result.status}")
+    if not out.json:
+        done = sum(r.succeeded for r in results)
+        out.err(f"batch: {done} of {len(results)} jobs succeeded; store {store_target}")
+        if error is not None and any(r.status == "submit_unknown" for r in results):
+            out.err("hint: run the same command again: unknown submits are re-sent with their key")
+    return code
+
+
+_STORE_STATES = ("submit_unknown", "submit_failed", "submitting")
+
+
+def _cmd_jobs(args: argparse.Namespace, out: _Output) -> int:
+    from ._store import JobStore
+
+    target = args.store or os.environ.get(ENV_STORE) or STORE_NAME
+    if "://" not in str(target) and not Path(target).exists():
+        raise ConfigurationError(f"no job store at {target}: pass --store PATH")
+    provider = args.provider
+    with JobStore(target) as store:
+        if args.status is not None:
+            records = store.jobs(provider, status=args.status)
+        else:
+            records = store.jobs(provider)
+            records += store.jobs(provider, status="submit_unknown")
+            records += store.jobs(provider, status="submit_failed")
+    for record in records:
+        if out.json:
+            out.emit(_stored_json(record))
+            continue
+        status = record.status.value if record.job_id and record.status else record.state
+        done = "downloaded" if record.downloaded else ""
+        out.out(
+            f"{record.provider}  {record.key}  {status}  {record.job_id or '-'}  {done}".rstrip()
+        )
+    return EXIT_OK
+
+
+def _stored_json(record: StoredJob) -> dict[str, Any]:
+    return {
+        "provider": record.provider,
+        "key": record.key,
+        "state": record.state,
+        "id": record.job_id,
+        "status": record.status.value if record.status else record.state,
+        "kind": record.kind,
+        "model": record.model,
+        "labels": record.labels,
+        "files": [
+            {"index": f.index, "path": f.path, "size": f.size, "sha256": f.sha256}
+            for f in record.files
+        ],
+        "downloaded": record.downloaded,
+        "error": record.error,
+        "attempts": record.attempts,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+    }
 
 
 # ----------------------------------------------------------------------------- main
