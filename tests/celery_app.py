@@ -1,0 +1,50 @@
+"""The Celery app the tests' workers run: ``celery -A celery_app worker`` (``tests`` on the path).
+
+Everything comes from the environment the test gives the worker: the broker
+(``MEDIAJOBS_TEST_BROKER``, also the result backend), the fake provider's URL
+(``MEDIAJOBS_TEST_BASE_URL``), the poll interval in seconds (``MEDIAJOBS_TEST_POLL``) and the
+broker's visibility timeout (``MEDIAJOBS_TEST_VISIBILITY``). The API key is the ordinary
+``OPENROUTER_API_KEY`` variable of the worker, read by the client, never by a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+import mediajobs as mj
+import mediajobs.celery
+
+broker = os.environ["MEDIAJOBS_TEST_BROKER"]
+app = Celery("mediajobs_tests", broker=broker, backend=broker)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={
+        "visibility_timeout": float(os.environ.get("MEDIAJOBS_TEST_VISIBILITY", "3600"))
+    },
+    worker_hijack_root_logger=False,
+)
+
+poll = float(os.environ.get("MEDIAJOBS_TEST_POLL", "0.5"))
+mediajobs.celery.configure(
+    "openrouter",
+    base_url=os.environ["MEDIAJOBS_TEST_BASE_URL"],
+    poll=mj.PollPolicy(initial=poll, factor=1.0, max_interval=poll, jitter=0.1),
+    retry=mj.RetryPolicy(initial=0.05, max_delay=0.2),
+)
+
+
+@app.task(name="tests.checksum")
+def checksum(result: dict[str, Any]) -> dict[str, str]:
+    """A pipeline step after run_job: the SHA-256 of every file it wrote."""
+    return {path: hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in result["files"]}
