@@ -30,7 +30,11 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
     broker_transport_options={
-        "visibility_timeout": float(os.environ.get("MEDIAJOBS_TEST_VISIBILITY", "3600"))
+        # A killed worker's tasks come back once they are this old...
+        "visibility_timeout": float(os.environ.get("MEDIAJOBS_TEST_VISIBILITY", "3600")),
+        # ...at the next sweep for them: every second here (kombu's default: 100 s).
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
     },
     worker_hijack_root_logger=False,
 )

@@ -193,12 +193,16 @@ def _portable_class(cls: type[MediaJobsError]) -> type[MediaJobsError]:
             setattr(self, name, value)
         self.args = (message, values)
 
+    def __str__(self: MediaJobsError) -> str:
+        return self.message
+
     name = f"Remote{cls.__name__}"
     portable = type(
         name,
         (cls,),
         {
             "__init__": __init__,
+            "__str__": __str__,
             "__module__": __name__,
             "__qualname__": name,
             "__doc__": f"A :class:`~mediajobs.{cls.__name__}` raised by a task; job data as dicts.",
