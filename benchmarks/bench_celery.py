@@ -5,7 +5,8 @@
 
 A private Redis (the Debian ``redis-server``, no persistence) is the broker and the result
 backend; the fake provider is served over loopback in its own process. For each pool size a
-fresh ``celery worker --pool prefork --concurrency N`` runs ``mediajobs.celery.run_job`` for
+fresh ``celery worker --pool prefork --concurrency N`` (the tests' app, ``tests/celery_app.py``)
+runs ``mediajobs.celery.run_job`` for
 every job (submit, polls with the provider's default PollPolicy, each a task with a countdown,
 then the 4 KiB download), and this script enqueues them all at once and waits for every
 result. Reported: wall seconds from the first enqueue to the last result, jobs finished per
@@ -19,9 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests"))
 import _common as common  # noqa: E402
 
+from celery_support import Worker, producer, worker_env  # noqa: E402
 from redis_server import running_redis  # noqa: E402
 
 MODEL = "bench-video"
@@ -53,34 +53,13 @@ def lpushes(client: redis.Redis) -> int:
 def run_celery(
     broker: str, base_url: str, processes: int, jobs: int, seconds: float, out: Path
 ) -> dict[str, Any]:
-    from celery import Celery
-
     import mediajobs.celery as mjc
 
     store = redis.Redis.from_url(broker)
     store.flushdb()
-    env = dict(os.environ)
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(HERE), env.get("PYTHONPATH", "")]),
-        BENCH_BROKER=broker,
-        BENCH_BASE_URL=base_url,
-        BENCH_SCENARIO=scenario(seconds),
-    )
-    worker = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "_celery_app", "worker", "--pool", "prefork",
-            "--concurrency", str(processes), "--loglevel", "WARNING", "--without-gossip",
-            "--without-mingle", "--without-heartbeat", "-n", f"bench{processes}@%h",
-        ],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    app = Celery("bench-producer", broker=broker, backend=broker)
-    app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
-    app.set_current()
+    env = worker_env(broker, base_url, poll=None, scenario=scenario(seconds))
+    worker = Worker(env, concurrency=processes, pool="prefork")
+    app = producer(broker)
     try:
         time.sleep(3)  # let the pool start: its start-up is not what is measured
         before = lpushes(store)
@@ -96,8 +75,7 @@ def run_celery(
         wall = time.perf_counter() - start
         messages = lpushes(store) - before
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        worker.stop()
         app.close()
     assert all(d["job"]["status"] == "succeeded" for d in done)
     return {

@@ -2,8 +2,10 @@
 
 Everything comes from the environment the test gives the worker: the broker
 (``MEDIAJOBS_TEST_BROKER``, also the result backend), the fake provider's URL
-(``MEDIAJOBS_TEST_BASE_URL``), the poll interval in seconds (``MEDIAJOBS_TEST_POLL``) and the
-broker's visibility timeout (``MEDIAJOBS_TEST_VISIBILITY``). The API key is the ordinary
+(``MEDIAJOBS_TEST_BASE_URL``), the poll interval in seconds (``MEDIAJOBS_TEST_POLL``; unset:
+the provider's default policy), an ``X-Fake-Scenario`` sent with every submit
+(``MEDIAJOBS_TEST_SCENARIO``, optional) and the broker's visibility timeout
+(``MEDIAJOBS_TEST_VISIBILITY``). The API key is the ordinary
 ``OPENROUTER_API_KEY`` variable of the worker, read by the client, never by a message.
 """
 
@@ -18,17 +20,15 @@ from celery import Celery
 
 import mediajobs as mj
 import mediajobs.celery
+from celery_support import JSON_ONLY
 
 broker = os.environ["MEDIAJOBS_TEST_BROKER"]
 app = Celery("mediajobs_tests", broker=broker, backend=broker)
 app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
+    JSON_ONLY,
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    broker_connection_retry_on_startup=True,
     broker_transport_options={
         # A killed worker's tasks come back once they are this old...
         "visibility_timeout": float(os.environ.get("MEDIAJOBS_TEST_VISIBILITY", "3600")),
@@ -39,13 +39,16 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 
-poll = float(os.environ.get("MEDIAJOBS_TEST_POLL", "0.5"))
-mediajobs.celery.configure(
-    "openrouter",
-    base_url=os.environ["MEDIAJOBS_TEST_BASE_URL"],
-    poll=mj.PollPolicy(initial=poll, factor=1.0, max_interval=poll, jitter=0.1),
-    retry=mj.RetryPolicy(initial=0.05, max_delay=0.2),
-)
+client: dict[str, Any] = {
+    "base_url": os.environ["MEDIAJOBS_TEST_BASE_URL"],
+    "retry": mj.RetryPolicy(initial=0.05, max_delay=0.2),
+}
+if "MEDIAJOBS_TEST_POLL" in os.environ:
+    poll = float(os.environ["MEDIAJOBS_TEST_POLL"])
+    client["poll"] = mj.PollPolicy(initial=poll, factor=1.0, max_interval=poll, jitter=0.1)
+if "MEDIAJOBS_TEST_SCENARIO" in os.environ:
+    client["headers"] = {"X-Fake-Scenario": os.environ["MEDIAJOBS_TEST_SCENARIO"]}
+mediajobs.celery.configure("openrouter", **client)
 
 
 @app.task(name="tests.checksum")

@@ -25,12 +25,24 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 API_KEY = "sk-or-celery-" + uuid.uuid4().hex
 """The workers' key: a string a test can look for in every broker command."""
+JSON_ONLY: dict[str, Any] = {
+    "task_serializer": "json",
+    "result_serializer": "json",
+    "accept_content": ["json"],
+    "broker_connection_retry_on_startup": True,
+}
+"""The settings producers and workers share: JSON messages and results only."""
 
 
 def worker_env(
-    broker: str, base_url: str, *, poll: float, visibility: float = 3600
+    broker: str,
+    base_url: str,
+    *,
+    poll: float | None,
+    visibility: float = 3600,
+    scenario: str | None = None,
 ) -> dict[str, str]:
-    """The environment of a test worker."""
+    """The environment of a worker (``poll=None``: the provider's default policy)."""
     env = dict(os.environ)
     path = [str(ROOT / "src"), str(TESTS)]
     if env.get("PYTHONPATH"):
@@ -39,10 +51,13 @@ def worker_env(
         PYTHONPATH=os.pathsep.join(path),
         MEDIAJOBS_TEST_BROKER=broker,
         MEDIAJOBS_TEST_BASE_URL=base_url,
-        MEDIAJOBS_TEST_POLL=str(poll),
         MEDIAJOBS_TEST_VISIBILITY=str(visibility),
         OPENROUTER_API_KEY=API_KEY,
     )
+    if poll is not None:
+        env["MEDIAJOBS_TEST_POLL"] = str(poll)
+    if scenario is not None:
+        env["MEDIAJOBS_TEST_SCENARIO"] = scenario
     return env
 
 
@@ -107,12 +122,7 @@ def workers(env: dict[str, str], count: int = 1, **options: Any) -> Iterator[lis
 def producer(broker: str) -> Celery:
     """The enqueuing side: an app with the broker, JSON only, set as the current app."""
     app = Celery("mediajobs_producer", broker=broker, backend=broker)
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        broker_connection_retry_on_startup=True,
-    )
+    app.conf.update(JSON_ONLY)
     app.set_current()
     app.set_default()
     return app
@@ -129,7 +139,7 @@ class Monitor:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with redis.Redis.from_url(self._url).monitor() as monitor:
+        with redis.Redis.from_url(self._url) as client, client.monitor() as monitor:
             self._ready.set()
             while not self._stop.is_set():
                 self.commands.append(str(monitor.next_command()["command"]))
@@ -141,7 +151,8 @@ class Monitor:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        redis.Redis.from_url(self._url).ping()  # one more command ends the blocking read
+        with redis.Redis.from_url(self._url) as client:
+            client.ping()  # one more command ends the blocking read
         self._thread.join(5)
 
 

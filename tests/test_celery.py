@@ -28,7 +28,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def broker(redis_url: str) -> str:
-    redis.Redis.from_url(redis_url).flushdb()
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
     return redis_url
 
 
@@ -65,11 +66,12 @@ def enqueue(dest: Path, model: str, **extra: object):  # type: ignore[no-untyped
 def test_one_job_round_trips_through_json_and_no_key_reaches_the_broker(
     app: Celery, broker: str, fake: FakeServer, tmp_path: Path
 ) -> None:
-    lasting(fake, "m-short", 1.0)
+    lasting(fake, "m-short", 3.0)
     with Monitor(broker) as monitor, workers(worker_env(broker, fake.base_url, poll=0.3)):
         result = enqueue(tmp_path, "m-short", seconds=4).get(timeout=60)
     assert json.loads(json.dumps(result)) == result
-    job = mj.Client("openrouter", api_key="unused").job_from_dict(result["job"])
+    with mj.Client("openrouter", api_key="unused") as client:
+        job = client.job_from_dict(result["job"])
     assert job.status is mj.JobStatus.SUCCEEDED
     assert [Path(p).name for p in result["files"]] == [f"{job.id}_0.mp4"]
     assert Path(result["files"][0]).stat().st_size == 4096
@@ -103,13 +105,14 @@ def test_a_worker_killed_mid_run_loses_nothing_and_submits_nothing_twice(
     app: Celery, broker: str, fake: FakeServer, tmp_path: Path
 ) -> None:
     for i in range(12):
-        lasting(fake, f"k-{i}", 3 + i % 4)
+        lasting(fake, f"k-{i}", 4 + i % 4)
     env = worker_env(broker, fake.base_url, poll=0.5, visibility=4)
     with workers(env, concurrency=2) as (first,):
         results = [enqueue(tmp_path, f"k-{i}") for i in range(12)]
-        wait_until(lambda: fake.fake.submissions >= 6, 30, "half the jobs submitted")
+        wait_until(lambda: fake.fake.submissions >= 4, 30, "a third of the jobs submitted")
         first.kill()
-        assert not any(r.ready() for r in results)
+        in_flight = [r for r in results if not r.ready()]
+        assert in_flight, "the worker died with jobs rendering"
     with workers(env, concurrency=2):
         done = [r.get(timeout=90) for r in results]
     assert all(d["job"]["status"] == "succeeded" for d in done)
@@ -166,25 +169,31 @@ def test_finish_from_webhook_downloads_at_once_and_the_run_completes_with_those_
     app: Celery, broker: str, fake: FakeServer, tmp_path: Path
 ) -> None:
     lasting(fake, "m-hook", 0.2)
-    # Polls every 30 s: without the webhook, the run would still be waiting.
-    with workers(worker_env(broker, fake.base_url, poll=30.0)):
+    # The first poll comes 6 s after the submit; the webhook's download does not wait for it.
+    with workers(worker_env(broker, fake.base_url, poll=6.0)):
         result = enqueue(tmp_path, "m-hook")
         wait_until(lambda: fake.fake.submissions == 1, 30, "the submit")
         time.sleep(0.3)
         job_id = next(iter(fake.fake.jobs))
-        client = mj.Client("openrouter", api_key="k", base_url=fake.base_url)
-        event = type("Event", (), {"job": client.get(job_id)})()
-        download = mjc.finish_from_webhook(event, tmp_path)
-        early = download.get(timeout=30)
-        assert not result.ready()
+        with mj.Client("openrouter", api_key="k", base_url=fake.base_url) as client:
+            event = type("Event", (), {"job": client.get(job_id)})()
+        early = mjc.finish_from_webhook(event, tmp_path).get(timeout=30)
+        assert not result.ready(), "the run is still waiting for its poll"
+        polls_then = fake.fake.jobs[job_id].polls
+        done = result.get(timeout=60)
     assert [Path(p).name for p in early["files"]] == [f"{job_id}_0.mp4"]
+    assert done["files"] == early["files"]
+    assert fake.fake.jobs[job_id].polls > polls_then, "the run saw the job done by its own poll"
+    downloads = [r for r in fake.fake.requests if r.path.endswith("/content")]
+    assert len(downloads) == 1, "the run found the file the webhook's download wrote"
 
 
 def test_errors_cross_the_json_result_backend_with_their_type_and_job() -> None:
     backend = Celery("t", backend="cache+memory://").backend
-    job = mj.Client("openrouter", api_key="k").job_from_dict(
-        {"id": "vid_1", "provider": "openrouter", "status": "failed", "raw_status": "failed"}
-    )
+    with mj.Client("openrouter", api_key="k") as client:
+        job = client.job_from_dict(
+            {"id": "vid_1", "provider": "openrouter", "status": "failed", "raw_status": "failed"}
+        )
     sent = mjc.portable_error(mj.JobFailedError("openrouter job vid_1 failed", job=job))
     wire = json.loads(json.dumps(backend.prepare_exception(sent, "json")))
     back = backend.exception_to_python(wire)
