@@ -7,6 +7,9 @@ with a short fixed policy, each poll a task scheduled with a ``countdown``.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,3 +222,19 @@ def test_errors_cross_the_json_result_backend_with_their_type_and_job() -> None:
 def test_configure_refuses_arguments_a_client_does_not_take() -> None:
     with pytest.raises(mj.ConfigurationError, match="api_keys"):
         mjc.configure("openrouter", api_keys="x")
+
+
+def test_without_celery_the_module_says_which_extra_to_install() -> None:
+    code = (
+        "import sys; sys.modules['celery'] = None\n"
+        "import mediajobs as mj\n"
+        "try:\n"
+        "    import mediajobs.celery\n"
+        "except mj.ConfigurationError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert 'pip install "mediajobs[celery]"' in out.stdout
