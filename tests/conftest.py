@@ -3,6 +3,9 @@ from __future__ import annotations
 import pytest
 
 from mediajobs.dialects import base
+from pg_cluster import postgres_server, store_target
+
+__all__ = ["postgres_server", "store_target"]
 
 
 @pytest.fixture(params=["asyncio", "trio"])

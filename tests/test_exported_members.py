@@ -17,7 +17,7 @@ def test_all_is_sorted_and_complete() -> None:
 
 def test_every_error_derives_from_base() -> None:
     errors = [getattr(mj, n) for n in mj.__all__ if n.endswith("Error")]
-    assert len(errors) == 22
+    assert len(errors) == 23
     assert all(issubclass(e, mj.MediaJobsError) for e in errors)
     assert issubclass(mj.APITimeoutError, mj.APIConnectionError)
     for cls in (mj.JobFailedError, mj.JobCancelledError, mj.JobExpiredError):

@@ -34,6 +34,7 @@ from ._exceptions import (
     ProtocolError,
     RateLimitError,
     ServerError,
+    StoreError,
     UnsupportedError,
     WaitTimeoutError,
     WebhookVerificationError,
@@ -49,6 +50,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("Artifact", "JobData", "JobErrorInfo", "JobStatus"), "_models"),
     **dict.fromkeys(("PollPolicy", "RetryPolicy"), "_policy"),
     **dict.fromkeys(("Dialect", "UnknownStatusWarning"), "dialects"),
+    **dict.fromkeys(("JobStore", "StoredFile", "StoredJob"), "_store"),
     "WebhookEvent": "_webhooks",
 }
 
@@ -56,6 +58,7 @@ if _typing.TYPE_CHECKING:
     from ._client import AsyncClient, AsyncJob, Client, Job
     from ._models import Artifact, JobData, JobErrorInfo, JobStatus
     from ._policy import PollPolicy, RetryPolicy
+    from ._store import JobStore, StoredFile, StoredJob
     from ._webhooks import WebhookEvent
     from .dialects import Dialect, UnknownStatusWarning
 
@@ -81,6 +84,7 @@ __all__ = [
     "JobExpiredError",
     "JobFailedError",
     "JobStatus",
+    "JobStore",
     "MediaJobsError",
     "NotFoundError",
     "PaymentRequiredError",
@@ -90,6 +94,9 @@ __all__ = [
     "RateLimitError",
     "RetryPolicy",
     "ServerError",
+    "StoreError",
+    "StoredFile",
+    "StoredJob",
     "UnknownStatusWarning",
     "UnsupportedError",
     "WaitTimeoutError",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
@@ -608,21 +608,30 @@ def _artifact_task(
     return fetched
 
 
-def download_flow(settings: Settings, job: H, files: Files) -> Flow[list[Path]]:
+def download_flow(
+    settings: Settings,
+    job: H,
+    files: Files,
+    *,
+    known: Callable[[JobData], Mapping[int, Path]] | None = None,
+) -> Flow[list[Path]]:
     """Download every artifact of a succeeded job, up to ``settings.concurrency`` at once.
 
-    A job not yet terminal is read once first. The files are renamed to their final names
-    only when every artifact is complete; each is then recorded
-    (:class:`~mediajobs._steps.FileWritten`). The caller discards the part files whatever
-    happens (``files.cleanup()``).
+    A job not yet terminal is read once first. Artifacts that ``known`` vouches for (files
+    already downloaded and verified, by artifact index) are not fetched again; their paths are
+    returned in their place. The other files are renamed to their final names only when every
+    one of them is complete; each is then recorded (:class:`~mediajobs._steps.FileWritten`).
+    The caller discards the part files whatever happens (``files.cleanup()``).
 
     Args:
         settings: The client's settings.
         job: The caller's handle, or a bare snapshot.
         files: Where the bytes go.
+        known: Returns the intact files of earlier downloads (a blocking call: it may read a
+            store and hash files).
 
     Returns:
-        The files written, in artifact order.
+        The files, in artifact order.
 
     Raises:
         DownloadError: When an artifact cannot be fetched completely or written, when the job
@@ -634,8 +643,30 @@ def download_flow(settings: Settings, job: H, files: Files) -> Flow[list[Path]]:
         job = yield from refresh_flow(settings, job)
         data = data_of(job)
     check_job(job, data)
-    artifacts = data.artifacts
-    yield Blocking(lambda: files.open(stems_of(data), [a.url for a in artifacts]))
+    have: Mapping[int, Path] = {}
+    if known is not None:
+        have = yield Blocking(lambda: known(data))
+    out: list[Path | None] = [have.get(a.index) for a in data.artifacts]
+    todo = [pos for pos, path in enumerate(out) if path is None]
+    artifacts = [data.artifacts[pos] for pos in todo]
+    stems = stems_of(data)
+    if artifacts:
+        yield from _fetch_all(
+            settings, data, artifacts, [stems[pos] for pos in todo], files, out, todo
+        )
+    return [path for path in out if path is not None]
+
+
+def _fetch_all(  # noqa: PLR0917 - one download call's parts
+    settings: Settings,
+    data: JobData,
+    artifacts: list[Artifact],
+    stems: list[str],
+    files: Files,
+    out: list[Path | None],
+    positions: list[int],
+) -> Flow[None]:
+    yield Blocking(lambda: files.open(stems, [a.url for a in artifacts]))
     progress = Progress(len(artifacts), clock=settings.clock)
     waiting = [
         (
@@ -663,6 +694,6 @@ def download_flow(settings: Settings, job: H, files: Files) -> Flow[list[Path]]:
     ]
     written: list[tuple[Path, int, str]] = yield Blocking(lambda: files.commit(results))
     yield Report(None, progress=progress)
-    for artifact, (path, size, digest) in zip(artifacts, written, strict=True):
+    for pos, artifact, (path, size, digest) in zip(positions, artifacts, written, strict=True):
         yield Record(FileWritten(data, artifact.index, path, size, digest))
-    return [path for path, _, _ in written]
+        out[pos] = path

@@ -13,20 +13,22 @@ is one or two lines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+import anyio
 import httpx
 
 from ._artifact import download_flow
 from ._drivers import OnProgress, Recorder, Runtime, Wakeups, run_async, run_sync
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, MediaJobsError
 from ._files import ArtifactFiles
 from ._flows import (
     ManyWait,
@@ -45,6 +47,11 @@ from ._settings import Settings
 from ._steps import Flow
 from ._version import __version__
 from .dialects import DIALECTS, Dialect
+
+if TYPE_CHECKING:
+    from ._models import JobStatus
+    from ._store import JobStore, StoredJob
+    from ._store._wiring import JobInfo, StoreRecorder
 
 __all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobKind", "ProviderName"]
 
@@ -84,6 +91,7 @@ class _BaseClient(Generic[J]):
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        store: str | os.PathLike[str] | JobStore | None = None,
     ) -> None:
         dialect = _resolve_dialect(provider, base_url)
         key = api_key if api_key is not None else os.environ.get(dialect.env_var)
@@ -112,6 +120,23 @@ class _BaseClient(Generic[J]):
         """Receives every durable fact the flows record (submits, statuses, files)."""
         self._wakeups = Wakeups()
         """Ends the sleeps of waits on a job that is known to have changed."""
+        self._store: JobStore | None = None
+        self._owns_store = False
+        self._store_recorder: StoreRecorder | None = None
+        if store is not None:
+            from ._store._wiring import StoreRecorder, open_store  # noqa: PLC0415 - sqlite
+
+            self._store, self._owns_store = open_store(store)
+            self._store_recorder = StoreRecorder(self._store)
+
+    @property
+    def store(self) -> JobStore | None:
+        """The client's job store (``None``: nothing is recorded)."""
+        return self._store
+
+    def _close_store(self) -> None:
+        if self._owns_store and self._store is not None:
+            self._store.close()
 
     @property
     def provider(self) -> str:
@@ -149,28 +174,110 @@ class _BaseClient(Generic[J]):
         if isinstance(job, self._job_class) and job._client is self:
             return job
         if isinstance(job, (Job, AsyncJob)):
-            data = job.data
-        elif isinstance(job, JobData):
+            return self._job_class(
+                job.data,
+                self,  # type: ignore[arg-type]
+                key=job._key,
+                labels=job._labels,
+                files=job._files,
+            )
+        if isinstance(job, JobData):
             data = job
         else:
             data = self._settings.dialect.job_for_id(job, kind=kind)
         return self._job_class(data, self)  # type: ignore[arg-type]
 
+    def _lookup(self, handles: Sequence[J]) -> None:
+        """Attach what the store knows (key, labels, files) to handles that lack a key."""
+        if self._store_recorder is None:
+            return
+        missing = [h for h in handles if h._key is None]
+        if not missing:
+            return
+        found = self._store_recorder.info(self.provider, [h.id for h in missing])
+        for handle in missing:
+            info = found.get(handle.id)
+            if info is not None:
+                _attach(handle, info)
+
+    def _downloaded(self, handle: J, paths: list[Path]) -> list[Path]:
+        handle._files = list(paths)
+        return paths
+
+    def _known_files(self, dest_dir: str | os.PathLike[str]) -> Any:
+        recorder = self._store_recorder
+        if recorder is None:
+            return None
+        directory = Path(dest_dir)
+        return lambda data: recorder.verified_files(data, directory)
+
     # Each method's flow, shared by both clients.
 
     def _submit(
-        self, kind: str, model: str, prompt: str | None, params: Mapping[str, Any]
-    ) -> Flow[JobData]:
+        self,
+        kind: str,
+        model: str,
+        prompt: str | None,
+        params: Mapping[str, Any],
+        *,
+        key: str | None,
+        labels: Mapping[str, Any] | None,
+    ) -> tuple[Flow[JobData], str | None, dict[str, Any]]:
         self._settings.dialect.check_kind(kind)
         payload = read_inputs(params, self._settings.dialect.file_params)
-        return submit_flow(
+        header = uuid.uuid4().hex
+        given: dict[str, Any] = {}
+        if key is not None or labels is not None or self._store is not None:
+            from ._store._records import check_labels, idempotency_key_for  # noqa: PLC0415
+            from ._store._wiring import generated_key  # noqa: PLC0415
+
+            given = check_labels(labels)
+            if key is None and self._store is not None:
+                key = generated_key()
+            if key is not None:
+                if not isinstance(key, str) or not key:
+                    raise ConfigurationError(f"key must be a non-empty string, not {key!r}")
+                header = idempotency_key_for(self.provider, key)
+        flow = submit_flow(
             self._settings,
             kind,
             model=model,
             prompt=prompt,
             params=payload,
-            idempotency_key=uuid.uuid4().hex,
+            idempotency_key=header,
+            key=key,
+            labels=given,
         )
+        return flow, key, given
+
+    def _submitted(self, data: JobData, key: str | None, labels: dict[str, Any]) -> J:
+        info = self._store_recorder.take(data.id) if self._store_recorder is not None else None
+        if info is not None:
+            key, labels = info.key, info.labels
+        files = info.files if info is not None else None
+        return self._job_class(data, self, key=key, labels=labels, files=files)  # type: ignore[arg-type]
+
+    def _listed(
+        self, status: Any, labels: Mapping[str, Any] | None, downloaded: bool | None
+    ) -> Any:
+        """The body of ``jobs()``: records from the store, as handles (or unknown submits)."""
+        from ._store._wiring import JobInfo, statuses_of  # noqa: PLC0415
+
+        recorder = self._store_recorder
+        if recorder is None:
+            raise ConfigurationError("this client has no job store: pass store= to list jobs")
+        statuses = statuses_of(status)
+        records = recorder.jobs(self.provider, statuses, labels, downloaded)
+        if statuses == ["submit_unknown"]:
+            return records
+        handles: list[J] = []
+        for record in records:
+            if record.job is None:  # pragma: no cover - an accepted record has a snapshot
+                continue
+            handle = self._job_class(JobData.model_validate(record.job), self)  # type: ignore[arg-type]
+            _attach(handle, JobInfo.of(record))
+            handles.append(handle)
+        return handles
 
     def _many(
         self, jobs: Iterable[JobRef], timeout: float | None, poll: PollPolicy | None
@@ -198,6 +305,12 @@ class _BaseClient(Generic[J]):
                 f"job {snapshot.id} belongs to {snapshot.provider}, not {self.provider}"
             )
         return self._handle(snapshot)
+
+
+def _attach(handle: Job | AsyncJob, info: JobInfo) -> None:
+    handle._key = info.key
+    handle._labels = info.labels
+    handle._files = info.files
 
 
 def _resolve_dialect(provider: str | Dialect, base_url: str | None) -> Dialect:
@@ -229,9 +342,13 @@ class Client(_BaseClient[Job]):
         headers: Extra headers for every API request.
         wait_timeout: Default seconds for a whole wait (default 3600; ``None``: no deadline).
         max_concurrency: Requests in flight at once for many-job waits and downloads.
+        store: A job store that records every submit, status change and downloaded file: a
+            path (SQLite), a ``postgresql://`` URL, or a :class:`~mediajobs.JobStore` (shared,
+            not closed by this client). ``None``: nothing is recorded.
 
     Raises:
-        ConfigurationError: Without a key, with an unknown provider or a bad base URL.
+        ConfigurationError: Without a key, with an unknown provider or a bad base URL, or
+            with a ``store`` that is neither a path, a URL nor a ``JobStore``.
     """
 
     _job_class = Job
@@ -249,6 +366,7 @@ class Client(_BaseClient[Job]):
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        store: str | os.PathLike[str] | JobStore | None = None,
     ) -> None:
         super().__init__(
             provider,
@@ -260,9 +378,12 @@ class Client(_BaseClient[Job]):
             headers=headers,
             wait_timeout=wait_timeout,
             max_concurrency=max_concurrency,
+            store=store,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(limits=self._limits(), follow_redirects=False)
+        if self._store_recorder is not None:
+            self._recorder = self._store_recorder
 
     def __enter__(self) -> Client:
         return self
@@ -276,35 +397,73 @@ class Client(_BaseClient[Job]):
         self.close()
 
     def close(self) -> None:
-        """Close the underlying httpx client (unless it was passed in)."""
-        if self._owns_http:
-            self._http.close()
+        """Close the underlying httpx client and store (unless they were passed in).
+
+        Raises:
+            StoreError: If the store fails to close.
+        """
+        try:
+            if self._owns_http:
+                self._http.close()
+        finally:
+            self._close_store()
 
     def _run(self, flow: Flow[T], **callbacks: Any) -> T:
         return run_sync(flow, self._runtime(**callbacks))
 
+    def _bound(self, job: JobRef, kind: str | None = None) -> Job:
+        handle = self._handle(job, kind)
+        self._lookup([handle])
+        return handle
+
     def submit(
-        self, kind: JobKind | str, *, model: str, prompt: str | None = None, **params: Any
+        self,
+        kind: JobKind | str,
+        *,
+        model: str,
+        prompt: str | None = None,
+        key: str | None = None,
+        labels: Mapping[str, Any] | None = None,
+        **params: Any,
     ) -> Job:
         """Create a job.
+
+        With a store, the submit is recorded before its request is sent, and a ``key`` the
+        store already holds with a job sends nothing and returns that job (its labels as first
+        recorded); a ``key`` whose earlier submit has an unknown outcome is sent again with the
+        same ``Idempotency-Key``.
 
         Args:
             kind: ``"image"``, ``"image_edit"``, ``"video"``, ``"speech"`` or ``"transcription"``.
             model: The model.
             prompt: The prompt.
+            key: Your stable name for this job, unique per provider; the ``Idempotency-Key``
+                header is derived from the provider and the key only (else it is random).
+            labels: Names and JSON scalar values to find the job by (``jobs(labels=...)``).
             **params: Provider parameters, passed as they are; ``image=``/``file=`` accept a
                 path, bytes or a binary file object.
 
         Returns:
-            The new job (usually queued).
+            The new job (usually queued), or the one ``key`` already names.
 
         Raises:
             UnsupportedError: If the provider does not offer ``kind`` (before any request).
+            ConfigurationError: If ``key`` is empty or ``labels`` are not JSON scalars.
             APIError: When the provider refuses the job.
-            APIConnectionError: When the network fails (retried only if the job cannot exist).
+            APIConnectionError: When the network fails (retried only if the job cannot exist);
+                with a store, a failure that leaves the outcome unknown says so.
             ProtocolError: When the answer is not in the documented shape.
+            StoreError: When the store cannot record the submit.
         """
-        return Job(self._run(self._submit(kind, model, prompt, params)), self)
+        flow, key, given = self._submit(kind, model, prompt, params, key=key, labels=labels)
+        try:
+            data = self._run(flow)
+        except BaseException:
+            if self._store_recorder is not None:
+                with contextlib.suppress(MediaJobsError):  # the first failure is the news
+                    self._store_recorder.interrupted(self.provider, key)
+            raise
+        return self._submitted(data, key, given)
 
     def get(self, job: JobRef, *, kind: str | None = None) -> Job:
         """Read a job's current state.
@@ -321,7 +480,7 @@ class Client(_BaseClient[Job]):
             APIConnectionError: When the network fails beyond retries.
             ProtocolError: When the answer is not in the documented shape.
         """
-        return self._run(refresh_flow(self._settings, self._handle(job, kind)))
+        return self._run(refresh_flow(self._settings, self._bound(job, kind)))
 
     def wait(
         self,
@@ -352,7 +511,7 @@ class Client(_BaseClient[Job]):
             APIError: When the provider answers with an error.
             APIConnectionError: When the network fails beyond retries.
         """
-        flow = wait_flow(self._settings, self._handle(job, kind), timeout=timeout, poll=poll)
+        flow = wait_flow(self._settings, self._bound(job, kind), timeout=timeout, poll=poll)
         return self._run(flow, on_update=on_update)
 
     def cancel(self, job: JobRef, *, kind: str | None = None) -> Job:
@@ -369,7 +528,7 @@ class Client(_BaseClient[Job]):
             UnsupportedError: Where the provider has no cancel.
             APIError: When the provider refuses.
         """
-        return self._run(cancel_flow(self._settings, self._handle(job, kind)))
+        return self._run(cancel_flow(self._settings, self._bound(job, kind)))
 
     def download(
         self,
@@ -396,16 +555,65 @@ class Client(_BaseClient[Job]):
             DownloadError: When an artifact cannot be fetched completely or written.
             JobError: When the job did not succeed.
         """
-        handle = self._handle(job, kind)
+        handle = self._bound(job, kind)
         files = ArtifactFiles(dest_dir, overwrite=overwrite)
         try:
-            return self._run(
-                download_flow(self._settings, handle, files),
+            paths = self._run(
+                download_flow(self._settings, handle, files, known=self._known_files(dest_dir)),
                 on_progress=on_progress,
                 refresh=lambda: self.get(handle).data,
             )
         finally:
             files.cleanup()
+        return self._downloaded(handle, paths)
+
+    @overload
+    def jobs(  # type: ignore[overload-overlap]
+        self,
+        *,
+        status: Literal["submit_unknown"],
+        labels: Mapping[str, Any] | None = None,
+        downloaded: bool | None = None,
+    ) -> list[StoredJob]: ...
+
+    @overload
+    def jobs(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        labels: Mapping[str, Any] | None = None,
+        downloaded: bool | None = None,
+    ) -> list[Job]: ...
+
+    def jobs(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        labels: Mapping[str, Any] | None = None,
+        downloaded: bool | None = None,
+    ) -> list[Job] | list[StoredJob]:
+        """List this provider's jobs from the store, newest first; no request is sent.
+
+        Args:
+            status: A job status (``"succeeded"``, :class:`~mediajobs.JobStatus`, …) or a
+                list of them; ``None``: every accepted job. ``"submit_unknown"`` (alone) lists
+                the submits whose outcome is unknown instead: :class:`~mediajobs.StoredJob`
+                records (``.key``, ``.labels``, ``.kind``, ``.model``; no job id), to submit
+                again by key.
+            labels: Only jobs whose labels include all of these.
+            downloaded: ``True``: only succeeded jobs with a recorded file for every artifact;
+                ``False``: the others.
+
+        Returns:
+            Job handles (with ``key``, ``labels`` and ``files``), or records for
+            ``"submit_unknown"``.
+
+        Raises:
+            ConfigurationError: Without a store, or with an unknown status or bad labels.
+            StoreError: If the store cannot be read.
+        """
+        listed: list[Job] | list[StoredJob] = self._listed(status, labels, downloaded)
+        return listed
 
     def models(self) -> list[dict[str, Any]]:
         """List the provider's models (OpenRouter video models).
@@ -447,6 +655,7 @@ class Client(_BaseClient[Job]):
             APIError: On a non-transient error (e.g. authentication).
         """
         many = self._many(jobs, timeout, poll)
+        self._lookup(many.results)
         while True:
             for index in many.drain_finished():
                 yield many.results[index]
@@ -476,6 +685,7 @@ class Client(_BaseClient[Job]):
             APIError: On a non-transient error (e.g. authentication).
         """
         many = self._many(jobs, timeout, poll)
+        self._lookup(many.results)
         while many.pending:  # one round for the whole wait: nothing is handed out mid-way
             self._run(poll_round(many, until_first=False))
         return many.results
@@ -496,9 +706,13 @@ class AsyncClient(_BaseClient[AsyncJob]):
         headers: Extra headers for every API request.
         wait_timeout: Default seconds for a whole wait (default 3600; ``None``: no deadline).
         max_concurrency: Requests in flight at once for many-job waits and downloads.
+        store: A job store that records every submit, status change and downloaded file: a
+            path (SQLite), a ``postgresql://`` URL, or a :class:`~mediajobs.JobStore` (shared,
+            not closed by this client). ``None``: nothing is recorded.
 
     Raises:
-        ConfigurationError: Without a key, with an unknown provider or a bad base URL.
+        ConfigurationError: Without a key, with an unknown provider or a bad base URL, or
+            with a ``store`` that is neither a path, a URL nor a ``JobStore``.
     """
 
     _job_class = AsyncJob
@@ -516,6 +730,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
         headers: Mapping[str, str] | None = None,
         wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        store: str | os.PathLike[str] | JobStore | None = None,
     ) -> None:
         super().__init__(
             provider,
@@ -527,9 +742,12 @@ class AsyncClient(_BaseClient[AsyncJob]):
             headers=headers,
             wait_timeout=wait_timeout,
             max_concurrency=max_concurrency,
+            store=store,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(limits=self._limits(), follow_redirects=False)
+        if self._store_recorder is not None:
+            self._recorder = self._store_recorder.acall
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -543,35 +761,82 @@ class AsyncClient(_BaseClient[AsyncJob]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the underlying httpx client (unless it was passed in)."""
-        if self._owns_http:
-            await self._http.aclose()
+        """Close the underlying httpx client and store (unless they were passed in).
+
+        Raises:
+            StoreError: If the store fails to close.
+        """
+        try:
+            if self._owns_http:
+                await self._http.aclose()
+        finally:
+            self._close_store()
 
     async def _run(self, flow: Flow[T], **callbacks: Any) -> T:
         return await run_async(flow, self._runtime(**callbacks))
 
+    async def _bound_all(self, handles: list[AsyncJob]) -> list[AsyncJob]:
+        if self._store_recorder is not None and any(h._key is None for h in handles):
+            from anyio import to_thread  # noqa: PLC0415 - only with a store
+
+            await to_thread.run_sync(self._lookup, handles)
+        return handles
+
+    async def _bound(self, job: JobRef, kind: str | None = None) -> AsyncJob:
+        (handle,) = await self._bound_all([self._handle(job, kind)])
+        return handle
+
     async def submit(
-        self, kind: JobKind | str, *, model: str, prompt: str | None = None, **params: Any
+        self,
+        kind: JobKind | str,
+        *,
+        model: str,
+        prompt: str | None = None,
+        key: str | None = None,
+        labels: Mapping[str, Any] | None = None,
+        **params: Any,
     ) -> AsyncJob:
         """Create a job.
+
+        With a store, the submit is recorded before its request is sent, and a ``key`` the
+        store already holds with a job sends nothing and returns that job (its labels as first
+        recorded); a ``key`` whose earlier submit has an unknown outcome is sent again with the
+        same ``Idempotency-Key``.
 
         Args:
             kind: ``"image"``, ``"image_edit"``, ``"video"``, ``"speech"`` or ``"transcription"``.
             model: The model.
             prompt: The prompt.
+            key: Your stable name for this job, unique per provider; the ``Idempotency-Key``
+                header is derived from the provider and the key only (else it is random).
+            labels: Names and JSON scalar values to find the job by (``jobs(labels=...)``).
             **params: Provider parameters, passed as they are; ``image=``/``file=`` accept a
                 path, bytes or a binary file object.
 
         Returns:
-            The new job (usually queued).
+            The new job (usually queued), or the one ``key`` already names.
 
         Raises:
             UnsupportedError: If the provider does not offer ``kind`` (before any request).
+            ConfigurationError: If ``key`` is empty or ``labels`` are not JSON scalars.
             APIError: When the provider refuses the job.
-            APIConnectionError: When the network fails (retried only if the job cannot exist).
+            APIConnectionError: When the network fails (retried only if the job cannot exist);
+                with a store, a failure that leaves the outcome unknown says so.
             ProtocolError: When the answer is not in the documented shape.
+            StoreError: When the store cannot record the submit.
         """
-        return AsyncJob(await self._run(self._submit(kind, model, prompt, params)), self)
+        flow, key, given = self._submit(kind, model, prompt, params, key=key, labels=labels)
+        try:
+            data = await self._run(flow)
+        except BaseException:
+            recorder = self._store_recorder
+            if recorder is not None and recorder.sending(self.provider, key):
+                from anyio import to_thread  # noqa: PLC0415 - only with a store
+
+                with anyio.CancelScope(shield=True), contextlib.suppress(MediaJobsError):
+                    await to_thread.run_sync(recorder.interrupted, self.provider, key)
+            raise
+        return self._submitted(data, key, given)
 
     async def get(self, job: JobRef, *, kind: str | None = None) -> AsyncJob:
         """Read a job's current state.
@@ -588,7 +853,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
             APIConnectionError: When the network fails beyond retries.
             ProtocolError: When the answer is not in the documented shape.
         """
-        return await self._run(refresh_flow(self._settings, self._handle(job, kind)))
+        return await self._run(refresh_flow(self._settings, await self._bound(job, kind)))
 
     async def wait(
         self,
@@ -619,7 +884,8 @@ class AsyncClient(_BaseClient[AsyncJob]):
             APIError: When the provider answers with an error.
             APIConnectionError: When the network fails beyond retries.
         """
-        flow = wait_flow(self._settings, self._handle(job, kind), timeout=timeout, poll=poll)
+        handle = await self._bound(job, kind)
+        flow = wait_flow(self._settings, handle, timeout=timeout, poll=poll)
         return await self._run(flow, on_update=on_update)
 
     async def cancel(self, job: JobRef, *, kind: str | None = None) -> AsyncJob:
@@ -636,7 +902,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
             UnsupportedError: Where the provider has no cancel.
             APIError: When the provider refuses.
         """
-        return await self._run(cancel_flow(self._settings, self._handle(job, kind)))
+        return await self._run(cancel_flow(self._settings, await self._bound(job, kind)))
 
     async def download(
         self,
@@ -663,20 +929,73 @@ class AsyncClient(_BaseClient[AsyncJob]):
             DownloadError: When an artifact cannot be fetched completely or written.
             JobError: When the job did not succeed.
         """
-        handle = self._handle(job, kind)
+        handle = await self._bound(job, kind)
         files = ArtifactFiles(dest_dir, overwrite=overwrite)
 
         async def refresh() -> JobData:
             return (await self.get(handle)).data
 
         try:
-            return await self._run(
-                download_flow(self._settings, handle, files),
+            paths = await self._run(
+                download_flow(self._settings, handle, files, known=self._known_files(dest_dir)),
                 on_progress=on_progress,
                 refresh=refresh,
             )
         finally:
             files.cleanup()
+        return self._downloaded(handle, paths)
+
+    @overload
+    async def jobs(  # type: ignore[overload-overlap]
+        self,
+        *,
+        status: Literal["submit_unknown"],
+        labels: Mapping[str, Any] | None = None,
+        downloaded: bool | None = None,
+    ) -> list[StoredJob]: ...
+
+    @overload
+    async def jobs(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        labels: Mapping[str, Any] | None = None,
+        downloaded: bool | None = None,
+    ) -> list[AsyncJob]: ...
+
+    async def jobs(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        labels: Mapping[str, Any] | None = None,
+        downloaded: bool | None = None,
+    ) -> list[AsyncJob] | list[StoredJob]:
+        """List this provider's jobs from the store, newest first; no request is sent.
+
+        Args:
+            status: A job status (``"succeeded"``, :class:`~mediajobs.JobStatus`, …) or a
+                list of them; ``None``: every accepted job. ``"submit_unknown"`` (alone) lists
+                the submits whose outcome is unknown instead: :class:`~mediajobs.StoredJob`
+                records (``.key``, ``.labels``, ``.kind``, ``.model``; no job id), to submit
+                again by key.
+            labels: Only jobs whose labels include all of these.
+            downloaded: ``True``: only succeeded jobs with a recorded file for every artifact;
+                ``False``: the others.
+
+        Returns:
+            Job handles (with ``key``, ``labels`` and ``files``), or records for
+            ``"submit_unknown"``.
+
+        Raises:
+            ConfigurationError: Without a store, or with an unknown status or bad labels.
+            StoreError: If the store cannot be read.
+        """
+        from anyio import to_thread  # noqa: PLC0415 - 6 ms to import
+
+        listed: list[AsyncJob] | list[StoredJob] = await to_thread.run_sync(
+            self._listed, status, labels, downloaded
+        )
+        return listed
 
     async def models(self) -> list[dict[str, Any]]:
         """List the provider's models (OpenRouter video models).
@@ -717,6 +1036,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
             APIError: On a non-transient error (e.g. authentication).
         """
         many = self._many(jobs, timeout, poll)
+        await self._bound_all(many.results)
         while True:
             for index in many.drain_finished():
                 yield many.results[index]
@@ -746,6 +1066,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
             APIError: On a non-transient error (e.g. authentication).
         """
         many = self._many(jobs, timeout, poll)
+        await self._bound_all(many.results)
         while many.pending:  # one round for the whole wait: nothing is handed out mid-way
             await self._run(poll_round(many, until_first=False))
         return many.results

@@ -298,7 +298,7 @@ class _SyncDriver:
                         self.report(step, step.done)
                     elif isinstance(step, Record):
                         if rt.recorder is not None:
-                            rt.recorder(step.event)
+                            value = rt.recorder(step.event)
                     elif isinstance(step, Refresh):
                         value = self.refresh()
                     elif isinstance(step, Blocking):
@@ -472,7 +472,7 @@ class _AsyncDriver:
                         await self.report(step, step.done)
                     elif isinstance(step, Record):
                         if rt.recorder is not None:
-                            await _call(rt.recorder, step.event)
+                            value = await _call(rt.recorder, step.event)
                     elif isinstance(step, Refresh):
                         value = await self.refresh()
                     elif isinstance(step, Blocking):

@@ -62,6 +62,7 @@ __all__ = [
     "ProtocolError",
     "RateLimitError",
     "ServerError",
+    "StoreError",
     "UnsupportedError",
     "WaitTimeoutError",
     "WebhookVerificationError",
@@ -183,13 +184,23 @@ class ProtocolError(MediaJobsError):
     Attributes:
         provider: The provider's name.
         field: The field that was missing or malformed, when one can be named.
+        job_id: The job id the answer named nonetheless (a submit's answer), if any: the job
+            exists at the provider.
     """
 
-    def __init__(self, message: str, *, provider: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        field: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
         where = f" (field {field!r})" if field else ""
         super().__init__(f"{provider}: {message}{where}")
         self.provider = provider
         self.field = field
+        self.job_id = job_id
 
 
 class JobError(MediaJobsError, Generic[J]):
@@ -264,6 +275,15 @@ class WebhookVerificationError(MediaJobsError):
         super().__init__(message)
         self.reason = reason
         self.provider = provider
+
+
+class StoreError(MediaJobsError):
+    """The job store could not read or write.
+
+    Its database is unreachable, locked for too long, corrupt, full or closed, or it holds a
+    record that conflicts with the write. Messages name the store without any password its
+    URL carries.
+    """
 
 
 _STATUS_CLASSES: dict[int, type[APIError]] = {

@@ -26,6 +26,7 @@ import httpx
 from ._exceptions import (
     APIError,
     MediaJobsError,
+    ProtocolError,
     UnsupportedError,
     WaitTimeoutError,
     outcome_error,
@@ -43,6 +44,7 @@ from ._retry import (
 )
 from ._settings import MIN_REQUEST_TIME, Settings
 from ._steps import (
+    Claim,
     Flow,
     Gather,
     H,
@@ -52,6 +54,7 @@ from ._steps import (
     Sleep,
     StatusSeen,
     SubmitAccepted,
+    SubmitFailed,
     SubmitIntent,
     data_of,
     updated,
@@ -148,11 +151,19 @@ def submit_flow(
     prompt: str | None,
     params: Mapping[str, Any],
     idempotency_key: str,
+    key: str | None = None,
+    labels: Mapping[str, Any] | None = None,
 ) -> Flow[JobData]:
     """Create a job; the same ``Idempotency-Key`` goes on every attempt.
 
-    Records :class:`~mediajobs._steps.SubmitIntent` before the first request leaves and
-    :class:`~mediajobs._steps.SubmitAccepted` once the provider accepted the job.
+    Records :class:`~mediajobs._steps.SubmitIntent` before the first request leaves. The
+    recorder (a job store) may answer that the key already names a job: it is returned and
+    nothing is sent. It may answer that another sender holds the key: the intent is recorded
+    again after the delay it asks for, with less patience each time (the settings' request
+    timeout in all), until the key resolves or counts as abandoned. Once the provider accepted
+    the job, :class:`~mediajobs._steps.SubmitAccepted` is recorded; a failure is recorded as
+    :class:`~mediajobs._steps.SubmitFailed`, and when the recorder keeps it as an unknown
+    outcome the error's message says how to resume.
 
     Args:
         settings: The client's settings.
@@ -161,9 +172,11 @@ def submit_flow(
         prompt: The prompt.
         params: Extra provider parameters (input files already read).
         idempotency_key: The key for this submit's attempts.
+        key: The caller's name for the job.
+        labels: The caller's labels.
 
     Returns:
-        The new job.
+        The new job (or the one ``key`` already names).
 
     Raises:
         UnsupportedError: If the provider does not offer ``kind`` (before any request).
@@ -177,16 +190,85 @@ def submit_flow(
         request.headers["Idempotency-Key"] = idempotency_key
         return request
 
-    yield Record(SubmitIntent(dialect.name, kind, model, prompt, idempotency_key))
-    job = yield from request_flow(
-        settings,
-        build,
-        lambda response: dialect.parse_submit(response, kind=kind, model=model),
-        submit=True,
+    patience = settings.timeout
+    intent = SubmitIntent(
+        dialect.name, kind, model, prompt, idempotency_key, key, params, labels, patience
     )
-    yield Record(SubmitAccepted(job, idempotency_key))
+    started = settings.clock()
+    while True:
+        claim = yield Record(intent)
+        if not isinstance(claim, Claim) or (claim.job is None and claim.wait is None):
+            break  # no store (any other answer), or the key is this submit's to send
+        if claim.job is not None:
+            log.debug("%s: key %r names job %s; nothing sent", dialect.name, key, claim.job.id)
+            return claim.job
+        yield Sleep(claim.wait or 0.0)
+        intent = intent.waited(max(patience - (settings.clock() - started), 0.0))
+
+    def parse(response: httpx.Response) -> JobData:
+        try:
+            return dialect.parse_submit(response, kind=kind, model=model)
+        except ProtocolError as exc:
+            exc.job_id = exc.job_id or named_id(response)
+            raise
+
+    try:
+        job = yield from request_flow(settings, build, parse, submit=True)
+    except ProtocolError as exc:
+        if exc.job_id is None:
+            yield from _submit_failed(dialect.name, key, exc)
+            raise
+        # The answer is not understood, but the job it names exists: keep it.
+        placeholder = dialect.job_for_id(exc.job_id, kind=kind, model=model)
+        yield Record(SubmitAccepted(placeholder, idempotency_key, key))
+        _explain(exc, f"the answer named job {exc.job_id!r}, which is kept (read it by id)")
+        raise
+    except MediaJobsError as exc:
+        yield from _submit_failed(dialect.name, key, exc)
+        raise
+    yield Record(SubmitAccepted(job, idempotency_key, key))
     log.debug("%s: submitted %s job %s", dialect.name, kind, job.id)
     return job
+
+
+def _submit_failed(provider: str, key: str | None, error: MediaJobsError) -> Flow[None]:
+    state = yield Record(SubmitFailed(provider, key, error))
+    if state == "submit_unknown":
+        _explain(
+            error,
+            f"the outcome of submit {key!r} is unknown (kept as submit_unknown): submit the "
+            "same key again to re-send it with the same Idempotency-Key",
+        )
+
+
+def _explain(error: MediaJobsError, note: str) -> None:
+    error.message = f"{error.message}; {note}"
+    error.args = (error.message,)
+
+
+def named_id(response: httpx.Response) -> str | None:
+    """Find a job id in a submit's answer that is otherwise not in the documented shape.
+
+    Looks for a non-empty string ``id`` or ``task_id`` at the top of a JSON object or in its
+    ``data`` object (the places the providers put it).
+
+    Args:
+        response: The answer (body read).
+
+    Returns:
+        The id, or ``None``.
+    """
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    for where in (body, body.get("data") if isinstance(body, dict) else None):
+        if isinstance(where, dict):
+            for name in ("id", "task_id"):
+                value = where.get(name)
+                if isinstance(value, str) and value:
+                    return value
+    return None
 
 
 def poll_flow(

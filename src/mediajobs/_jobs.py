@@ -27,11 +27,22 @@ C = TypeVar("C")
 class _JobView(Generic[C]):
     """What both job handles show: the latest snapshot's fields."""
 
-    __slots__ = ("_client", "_data")
+    __slots__ = ("_client", "_data", "_files", "_key", "_labels")
 
-    def __init__(self, data: JobData, client: C) -> None:
+    def __init__(
+        self,
+        data: JobData,
+        client: C,
+        *,
+        key: str | None = None,
+        labels: dict[str, Any] | None = None,
+        files: list[Path] | None = None,
+    ) -> None:
         self._data = data
         self._client = client
+        self._key = key
+        self._labels: dict[str, Any] = labels or {}
+        self._files: list[Path] = files or []
 
     @property
     def data(self) -> JobData:
@@ -50,6 +61,29 @@ class _JobView(Generic[C]):
     def provider(self) -> str:
         """The provider's name."""
         return self._data.provider
+
+    @property
+    def key(self) -> str | None:
+        """The caller's stable name for the job (``submit(key=...)``, or the store's record).
+
+        ``None`` for a job submitted without a key and without a store, or one the client's
+        store does not hold. A submit recorded without a key gets a generated ``"auto-..."`` key.
+        """
+        return self._key
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        """The caller's labels, as first recorded (a copy; empty without any)."""
+        return dict(self._labels)
+
+    @property
+    def files(self) -> list[Path]:
+        """The downloaded files of this job, in artifact order.
+
+        With a store: the files it records for the job (existence not checked); without one,
+        those the last ``download()`` through this handle returned.
+        """
+        return list(self._files)
 
     @property
     def status(self) -> JobStatus:

@@ -13,7 +13,7 @@ step                      the driver                                  resumes th
 :class:`Notify`           calls the caller's ``on_update``             ``None``
 :class:`Report`           reports download progress                    ``None``
 :class:`Refresh`          re-reads the job (fresh artifact URLs)       ``JobData``
-:class:`Record`           hands a durable fact to the recorder         ``None``
+:class:`Record`           hands a durable fact to the recorder         its answer
 :class:`Blocking`         runs a blocking file operation               its result
 :class:`Gather`           runs sub-flows concurrently                  finished outcomes
 ========================  =========================================  ======================
@@ -25,7 +25,7 @@ and :func:`updated` stores a new one, so the errors a flow raises already carry 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import httpx
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Blocking",
+    "Claim",
     "Consume",
     "Consumed",
     "Event",
@@ -55,6 +56,7 @@ __all__ = [
     "StatusSeen",
     "Step",
     "SubmitAccepted",
+    "SubmitFailed",
     "SubmitIntent",
     "data_of",
     "updated",
@@ -137,24 +139,90 @@ class _Value:
 class SubmitIntent(_Value):
     """A submit is about to leave: recorded before its request is sent.
 
+    The recorder answers with a :class:`Claim` (or ``None``: send).
+
     Attributes:
         provider: The provider's name.
         kind: The job kind.
         model: The model.
         prompt: The prompt.
         idempotency_key: The key every attempt of this submit carries.
+        key: The caller's name for the job (``None``: not named).
+        params: The other params (input files already read).
+        labels: The caller's labels.
+        patience: Seconds a submit of the same key that another sender started may still be
+            waited for before it counts as abandoned (its outcome unknown).
     """
 
-    __slots__ = ("idempotency_key", "kind", "model", "prompt", "provider")
+    __slots__ = (
+        "idempotency_key",
+        "key",
+        "kind",
+        "labels",
+        "model",
+        "params",
+        "patience",
+        "prompt",
+        "provider",
+    )
 
-    def __init__(
-        self, provider: str, kind: str, model: str, prompt: str | None, idempotency_key: str
+    def __init__(  # noqa: PLR0917 - the facts of one submit
+        self,
+        provider: str,
+        kind: str,
+        model: str,
+        prompt: str | None,
+        idempotency_key: str,
+        key: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        labels: Mapping[str, Any] | None = None,
+        patience: float = 0.0,
     ) -> None:
         self.provider = provider
         self.kind = kind
         self.model = model
         self.prompt = prompt
         self.idempotency_key = idempotency_key
+        self.key = key
+        self.params = params
+        self.labels = labels
+        self.patience = patience
+
+    def waited(self, patience: float) -> SubmitIntent:
+        """Return the same intent with less patience left.
+
+        Args:
+            patience: The seconds left.
+
+        Returns:
+            A new intent.
+        """
+        return SubmitIntent(
+            self.provider,
+            self.kind,
+            self.model,
+            self.prompt,
+            self.idempotency_key,
+            self.key,
+            self.params,
+            self.labels,
+            patience,
+        )
+
+
+class Claim(_Value):
+    """The recorder's answer to a :class:`SubmitIntent` (``None`` means the same as ``send``).
+
+    Attributes:
+        job: The job the key already names: the flow returns it and sends nothing.
+        wait: Another sender holds the key: ask again after this many seconds.
+    """
+
+    __slots__ = ("job", "wait")
+
+    def __init__(self, job: JobData | None = None, wait: float | None = None) -> None:
+        self.job = job
+        self.wait = wait
 
 
 class SubmitAccepted(_Value):
@@ -163,13 +231,32 @@ class SubmitAccepted(_Value):
     Attributes:
         job: The new job's first snapshot.
         idempotency_key: The submit's key.
+        key: The caller's name for the job (``None``: not named).
     """
 
-    __slots__ = ("idempotency_key", "job")
+    __slots__ = ("idempotency_key", "job", "key")
 
-    def __init__(self, job: JobData, idempotency_key: str) -> None:
+    def __init__(self, job: JobData, idempotency_key: str, key: str | None = None) -> None:
         self.job = job
         self.idempotency_key = idempotency_key
+        self.key = key
+
+
+class SubmitFailed(_Value):
+    """A submit failed; the recorder answers with the state it recorded, if any.
+
+    Attributes:
+        provider: The provider's name.
+        key: The caller's name for the job (``None``: not named).
+        error: What the submit raised.
+    """
+
+    __slots__ = ("error", "key", "provider")
+
+    def __init__(self, provider: str, key: str | None, error: BaseException) -> None:
+        self.provider = provider
+        self.key = key
+        self.error = error
 
 
 class StatusSeen(_Value):
@@ -206,7 +293,7 @@ class FileWritten(_Value):
         self.sha256 = sha256
 
 
-Event = SubmitIntent | SubmitAccepted | StatusSeen | FileWritten
+Event = SubmitIntent | SubmitAccepted | SubmitFailed | StatusSeen | FileWritten
 
 
 # ------------------------------------------------------------------------- steps
@@ -374,7 +461,7 @@ class Refresh(_Value):
 
 
 class Record(_Value):
-    """Hand a durable fact to the recorder (a no-op without one); resume with ``None``.
+    """Hand a durable fact to the recorder; resume with its answer (``None`` without one).
 
     Attributes:
         event: The fact.

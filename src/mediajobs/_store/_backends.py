@@ -1,0 +1,378 @@
+"""The two databases behind the job store: SQLite (stdlib) and PostgreSQL (psycopg 3).
+
+A backend hands out transactions (:class:`Tx`) over pooled connections; the store's SQL is
+written once with ``?`` placeholders and runs on both. Every write is one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from .._exceptions import ConfigurationError, StoreError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["Backend", "PostgresBackend", "SQLiteBackend", "Tx", "backend_for"]
+
+C = TypeVar("C")
+
+_MAX_IDLE = 8
+_abandoned: list[Any] = []
+"""Connections inherited over ``fork``: kept referenced so the child never closes the
+parent's connection (a PostgreSQL connection closed in the child ends the parent's session)."""
+
+
+class Tx:
+    """One open transaction: run ``?``-placeholder SQL on it."""
+
+    __slots__ = ("_convert", "_cursor")
+
+    def __init__(self, cursor: Any, convert: Callable[[str], str]) -> None:
+        self._cursor = cursor
+        self._convert = convert
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement.
+
+        Args:
+            sql: The statement, with ``?`` placeholders.
+            params: Their values.
+
+        Returns:
+            The number of rows it changed (for ``INSERT``/``UPDATE``/``DELETE``).
+        """
+        self._cursor.execute(self._convert(sql), tuple(params))
+        return int(self._cursor.rowcount)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """Run a query and return its first row.
+
+        Args:
+            sql: The query, with ``?`` placeholders.
+            params: Their values.
+
+        Returns:
+            The first row, or ``None``.
+        """
+        self._cursor.execute(self._convert(sql), tuple(params))
+        row = self._cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and return all its rows.
+
+        Args:
+            sql: The query, with ``?`` placeholders.
+            params: Their values.
+
+        Returns:
+            The rows.
+        """
+        self._cursor.execute(self._convert(sql), tuple(params))
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+
+class _Pool(Generic[C]):
+    """Idle connections for reuse by any thread; one connection serves one thread at a time."""
+
+    def __init__(self, connect: Callable[[], C], close: Callable[[C], None]) -> None:
+        self._connect = connect
+        self._close = close
+        self._idle: list[C] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self.closed = False
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            _abandoned.extend(self._idle)
+            self._idle = []
+            self._pid = os.getpid()
+
+    def acquire(self) -> C:
+        with self._lock:
+            if self.closed:
+                raise StoreError("the job store is closed")
+            self._check_fork()
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def release(self, conn: C, *, broken: bool = False) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                _abandoned.append(conn)
+                return
+            if not (self.closed or broken) and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        with contextlib.suppress(Exception):
+            self._close(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            self._check_fork()
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                self._close(conn)
+
+
+class Backend(ABC):
+    """A database the store runs on."""
+
+    kind: str
+    """``"sqlite"`` or ``"postgres"``: selects the dialect of the schema's DDL."""
+    description: str
+    """The store's target as safe to show (no password)."""
+
+    @abstractmethod
+    def transaction(self, *, write: bool) -> contextlib.AbstractContextManager[Tx]:
+        """Open one transaction, committed when the block ends without error.
+
+        Args:
+            write: Whether it writes (SQLite then takes the write lock up front).
+
+        Returns:
+            A context manager yielding the :class:`Tx`.
+        """
+
+    @abstractmethod
+    def migration_lock(self, tx: Tx) -> None:
+        """Inside a write transaction, serialize schema migrations across processes.
+
+        Args:
+            tx: The transaction.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every idle connection; later calls raise :class:`StoreError`."""
+
+
+class SQLiteBackend(Backend):
+    """An SQLite file in WAL mode, ``synchronous=FULL``, shared by processes on one machine."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path, *, timeout: float) -> None:
+        import sqlite3  # noqa: PLC0415 - imported on use: ``import mediajobs`` stays lean
+
+        self._sqlite = sqlite3
+        self.path = path
+        self.description = str(path)
+        self._timeout = timeout
+        self._write_lock = threading.Lock()
+        self._pool: _Pool[sqlite3.Connection] = _Pool(self._connect, sqlite3.Connection.close)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._sqlite.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, self._sqlite.Error) as exc:
+            raise StoreError(f"cannot open the job store {self.description}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except self._sqlite.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot open the job store {self.description}: {exc}") from exc
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Tx]:
+        """Open one transaction (``BEGIN IMMEDIATE`` for writes), committed at the end.
+
+        Args:
+            write: Whether it writes.
+
+        Yields:
+            The transaction.
+
+        Raises:
+            StoreError: If SQLite fails (locked past the timeout, disk full, corrupt, …).
+        """
+        conn = self._pool.acquire()
+        lock = self._write_lock if write else contextlib.nullcontext()
+        try:
+            with lock:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield Tx(conn.cursor(), _same)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
+        except self._sqlite.Error as exc:
+            raise StoreError(f"job store {self.description}: {exc}") from exc
+        finally:
+            self._pool.release(conn)
+
+    def migration_lock(self, tx: Tx) -> None:
+        """Nothing more to do: ``BEGIN IMMEDIATE`` already holds the database's write lock.
+
+        Args:
+            tx: The transaction.
+        """
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        self._pool.close()
+
+
+class PostgresBackend(Backend):
+    """A PostgreSQL database reached with psycopg 3 (the ``postgres`` extra)."""
+
+    kind = "postgres"
+
+    def __init__(self, url: str, *, timeout: float) -> None:
+        try:
+            import psycopg  # noqa: PLC0415 - optional dependency, imported on use
+        except ImportError as exc:
+            raise ConfigurationError(
+                "a postgresql:// store needs psycopg 3: pip install 'mediajobs[postgres]'"
+            ) from exc
+        self._psycopg = psycopg
+        self._url = url
+        self.description = redact_url(url)
+        self._timeout = timeout
+        self._pool: _Pool[Any] = _Pool(self._connect, lambda conn: conn.close())
+
+    def _connect(self) -> Any:
+        try:
+            return self._psycopg.connect(
+                self._url, autocommit=True, connect_timeout=max(1, round(self._timeout))
+            )
+        except self._psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to the job store {self.description}: "
+                f"{_redact_text(str(exc), self._url)}"
+            ) from None
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Tx]:
+        """Open one transaction, committed at the end.
+
+        Args:
+            write: Whether it writes (no difference on PostgreSQL).
+
+        Yields:
+            The transaction.
+
+        Raises:
+            StoreError: If PostgreSQL fails or the connection is lost.
+        """
+        conn = self._pool.acquire()
+        broken = False
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                yield Tx(cursor, _percent)
+        except self._psycopg.Error as exc:
+            broken = conn.closed or conn.broken
+            raise StoreError(
+                f"job store {self.description}: {_redact_text(str(exc), self._url)}"
+            ) from None
+        finally:
+            self._pool.release(conn, broken=broken)
+
+    def migration_lock(self, tx: Tx) -> None:
+        """Take a transaction-scoped advisory lock that every migrating process waits on.
+
+        Args:
+            tx: The transaction.
+        """
+        tx.one("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK_ID,))
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        self._pool.close()
+
+
+_MIGRATION_LOCK_ID = 0x6D656469616A6F62 & 0x7FFFFFFFFFFFFFFF
+"""A fixed advisory-lock id (``"mediajob"`` in ASCII) for schema migrations."""
+
+
+def _same(sql: str) -> str:
+    return sql
+
+
+@functools.lru_cache(maxsize=256)
+def _percent(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a database URL.
+
+    Args:
+        url: A ``postgresql://user:password@host/db`` URL.
+
+    Returns:
+        The URL with ``***`` for its password (and for a ``password=`` query parameter).
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        netloc = f"{userinfo}@{hostport}"
+    query = "&".join(
+        "password=***" if item.lower().startswith("password=") else item
+        for item in parts.query.split("&")
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_text(text: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        text = text.replace(parts.password, "***")
+    return text
+
+
+def backend_for(target: str | os.PathLike[str], *, timeout: float) -> Backend:
+    """Choose the backend for a store target.
+
+    Args:
+        target: A filesystem path (SQLite) or a ``postgresql://`` / ``postgres://`` URL.
+        timeout: Seconds to wait for a lock (SQLite) or a connection (PostgreSQL).
+
+    Returns:
+        The backend; no connection is opened yet.
+
+    Raises:
+        ConfigurationError: If the target is empty or another URL scheme, or the
+            ``postgres`` extra is missing for a PostgreSQL URL.
+    """
+    if isinstance(target, os.PathLike):
+        target = os.fspath(target)
+    if not isinstance(target, str):
+        raise ConfigurationError(
+            f"a store is a path or a postgresql:// URL, not {type(target).__name__}"
+        )
+    if not target or not target.strip():
+        raise ConfigurationError("the store path is empty")
+    scheme = target.split("://", 1)[0].lower() if "://" in target else ""
+    if scheme in ("postgresql", "postgres"):
+        return PostgresBackend(target, timeout=timeout)
+    if scheme:
+        raise ConfigurationError(
+            f"unsupported store URL scheme {scheme!r}: use a file path or postgresql://"
+        )
+    return SQLiteBackend(Path(target).expanduser(), timeout=timeout)

@@ -1,0 +1,69 @@
+"""Which process is sending a submit, and whether that process is gone.
+
+A record in ``submitting`` names its sender (host, boot, process id). Another process may
+re-send it at once when it can tell the sender is dead: same host and the process is gone, or
+the machine has rebooted since. Otherwise (another host, or a live process that may have taken
+the id) only time tells: the record counts as abandoned once it is stale.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from pathlib import Path
+
+__all__ = ["current_owner", "owner_is_dead"]
+
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+@functools.lru_cache(maxsize=1)
+def _host_and_boot() -> tuple[str, str]:
+    try:
+        boot = _BOOT_ID.read_text().strip()
+    except OSError:
+        boot = ""
+    return socket.gethostname(), boot
+
+
+def current_owner() -> str:
+    """Name this process as a record's sender.
+
+    Returns:
+        ``"<host> <boot id> <pid>"`` (the boot id is empty where the system has none).
+    """
+    host, boot = _host_and_boot()
+    return f"{host} {boot} {os.getpid()}"
+
+
+def owner_is_dead(owner: str | None) -> bool:
+    """Tell whether a record's sender surely no longer runs.
+
+    Args:
+        owner: What :func:`current_owner` returned in the sender, or ``None`` (unknown).
+
+    Returns:
+        ``True`` only when certain: same host, and it rebooted since or the process is gone.
+    """
+    if not owner:
+        return False
+    try:
+        host, boot, pid_text = owner.split(" ")
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    my_host, my_boot = _host_and_boot()
+    if host != my_host:
+        return False
+    if boot and my_boot and boot != my_boot:
+        return True
+    if pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False

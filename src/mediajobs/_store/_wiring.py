@@ -1,0 +1,377 @@
+"""How a client uses its job store: the recorder of the flows' facts, and what handles show.
+
+:class:`StoreRecorder` is the client's recorder (``_drivers.Recorder``) when it has a store.
+It turns each :class:`~mediajobs._steps.Record` event into a store call and answers what the
+flows ask: whether a submit may be sent (:class:`~mediajobs._steps.Claim`) and which state a
+failed submit was kept in. Its calls block on the database; the async client runs them on
+worker threads (:meth:`StoreRecorder.acall`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._exceptions import ConfigurationError
+from .._models import JobData, JobStatus
+from .._steps import (
+    Claim,
+    Event,
+    FileWritten,
+    StatusSeen,
+    SubmitAccepted,
+    SubmitFailed,
+    SubmitIntent,
+)
+from ._jobstore import JobStore
+from ._records import SUBMIT_FAILED, SUBMIT_UNKNOWN, StoredJob, submit_error_state
+
+if TYPE_CHECKING:
+    import anyio.abc  # noqa: F401
+
+__all__ = ["JobInfo", "StoreRecorder", "generated_key", "open_store", "statuses_of"]
+
+_ASK_AGAIN = 0.2
+"""Seconds between two looks at a key another sender holds."""
+_HASH_CHUNK = 1 << 20
+
+
+def generated_key() -> str:
+    """Return a fresh key for a submit recorded without one.
+
+    Returns:
+        ``"auto-"`` followed by 32 hex digits.
+    """
+    return "auto-" + uuid.uuid4().hex
+
+
+def open_store(store: Any) -> tuple[JobStore, bool]:
+    """Resolve a client's ``store=`` argument.
+
+    Args:
+        store: A path, a ``postgresql://`` URL, or a :class:`JobStore`.
+
+    Returns:
+        The store and whether the client opened it (and so closes it).
+
+    Raises:
+        ConfigurationError: If the argument is none of those.
+    """
+    if isinstance(store, JobStore):
+        return store, False
+    if isinstance(store, (str, os.PathLike)):
+        return JobStore(store), True
+    raise ConfigurationError(
+        f"store must be a path, a postgresql:// URL or a JobStore, not {type(store).__name__}"
+    )
+
+
+def statuses_of(status: Any) -> list[str] | None:
+    """Normalize the ``status`` argument of ``client.jobs()``: one status or several.
+
+    Args:
+        status: ``None``, a status (``JobStatus`` or string) or a sequence of them.
+
+    Returns:
+        ``None`` for every accepted job, else the statuses as strings.
+
+    Raises:
+        ConfigurationError: If a sequence mixes ``"submit_unknown"`` with job statuses or
+            names an unknown status.
+    """
+    if status is None:
+        return None
+    if isinstance(status, str):
+        wanted = [status]
+    elif isinstance(status, Iterable):
+        wanted = [str(s) for s in status]
+    else:
+        raise ConfigurationError(f"status must be a string or a list, not {status!r}")
+    for name in wanted:
+        if name != SUBMIT_UNKNOWN and name not in JobStatus._value2member_map_:
+            raise ConfigurationError(f"unknown job status {name!r}")
+    if SUBMIT_UNKNOWN in wanted and len(set(wanted)) > 1:
+        raise ConfigurationError("status='submit_unknown' cannot be combined with job statuses")
+    return list(dict.fromkeys(wanted))
+
+
+class JobInfo:
+    """What a job handle shows from the store: its key, labels and recorded files.
+
+    Args:
+        key: The record's key.
+        labels: Its labels.
+        files: The recorded files' paths, by artifact index.
+    """
+
+    __slots__ = ("files", "key", "labels")
+
+    def __init__(self, key: str | None, labels: Mapping[str, Any], files: Sequence[Path]) -> None:
+        self.key = key
+        self.labels = dict(labels)
+        self.files = list(files)
+
+    @classmethod
+    def of(cls, record: StoredJob) -> JobInfo:
+        """Read a record's key, labels and files.
+
+        Args:
+            record: The record.
+
+        Returns:
+            The info.
+        """
+        files = [Path(f.path) for f in sorted(record.files, key=lambda f: f.index)]
+        return cls(record.key, record.labels, files)
+
+
+class StoreRecorder:
+    """Records a client's facts in a job store and answers the submit flow's questions.
+
+    Args:
+        store: The store.
+    """
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._claimed: dict[str, JobInfo] = {}
+        self._sending: set[tuple[str, str]] = set()
+
+    def __call__(self, event: Event) -> Any:
+        """Record one event.
+
+        Args:
+            event: The fact.
+
+        Returns:
+            A :class:`Claim` for a :class:`SubmitIntent` (``None``: send), the state recorded
+            for a :class:`SubmitFailed`, else ``None``.
+
+        Raises:
+            StoreError: If the database fails.
+        """
+        if isinstance(event, StatusSeen):
+            job = event.job
+            self.store.record_status(job.provider, job.id, job)
+        elif isinstance(event, FileWritten):
+            job = event.job
+            self.store.record_file(
+                job.provider, job.id, event.index, event.path, event.size, event.sha256
+            )
+        elif isinstance(event, SubmitIntent):
+            return self._claim(event)
+        elif isinstance(event, SubmitAccepted):
+            if event.key is not None:
+                record = self.store.mark_accepted(event.job.provider, event.key, event.job)
+                self._sent(event.job.provider, event.key)
+                self._remember(event.job.id, JobInfo.of(record))
+        elif isinstance(event, SubmitFailed):
+            return self._failed(event)
+        return None
+
+    def _sent(self, provider: str, key: str) -> None:
+        with self._lock:
+            self._sending.discard((provider, key))
+
+    def sending(self, provider: str, key: str | None) -> bool:
+        """Whether this recorder let a submit of ``key`` go out that has not ended yet.
+
+        Args:
+            provider: The provider's name.
+            key: The key.
+
+        Returns:
+            ``True`` between the claim and the recorded outcome.
+        """
+        with self._lock:
+            return key is not None and (provider, key) in self._sending
+
+    def interrupted(self, provider: str, key: str | None) -> None:
+        """Keep a submit this recorder let go out, and that was interrupted, as unknown.
+
+        The submit's call ended without an outcome (Ctrl-C, a cancelled task, a store
+        failure after the answer): the request may have reached the provider.
+
+        Args:
+            provider: The provider's name.
+            key: The key.
+
+        Raises:
+            StoreError: If the database fails.
+        """
+        if key is None or not self.sending(provider, key):
+            return
+        self._sent(provider, key)
+        self.store.mark_unknown(provider, key, "interrupted before the answer was recorded")
+
+    async def acall(self, event: Event) -> Any:
+        """Record one event from async code, on a worker thread.
+
+        Args:
+            event: The fact.
+
+        Returns:
+            What :meth:`__call__` returns.
+
+        Raises:
+            StoreError: If the database fails.
+        """
+        from anyio import to_thread  # noqa: PLC0415 - only for async clients
+
+        return await to_thread.run_sync(self, event)
+
+    def _remember(self, job_id: str, info: JobInfo) -> None:
+        with self._lock:
+            self._claimed[job_id] = info
+
+    def take(self, job_id: str) -> JobInfo | None:
+        """Return (once) the key, labels and files recorded for a job this recorder submitted.
+
+        Args:
+            job_id: The job's id.
+
+        Returns:
+            The info, or ``None``.
+        """
+        with self._lock:
+            return self._claimed.pop(job_id, None)
+
+    def _claim(self, intent: SubmitIntent) -> Claim | None:
+        if intent.key is None:
+            return None
+        record, created = self.store.begin_submit(
+            intent.provider,
+            intent.key,
+            idempotency_key=intent.idempotency_key,
+            kind=intent.kind,
+            model=intent.model,
+            prompt=intent.prompt,
+            params=intent.params,
+            labels=intent.labels,
+        )
+        if record.job_id is not None and record.job is not None:
+            self._remember(record.job_id, JobInfo.of(record))
+            return Claim(job=JobData.model_validate(record.job))
+        if created or self.store.claim_resend(
+            intent.provider, intent.key, stale_after=intent.patience
+        ):
+            with self._lock:
+                self._sending.add((intent.provider, intent.key))
+            return None
+        return Claim(wait=_ASK_AGAIN)
+
+    def _failed(self, event: SubmitFailed) -> str | None:
+        if event.key is None:
+            return None
+        self._sent(event.provider, event.key)
+        state = submit_error_state(event.error)
+        reason = str(event.error)
+        if state == SUBMIT_FAILED:
+            self.store.mark_rejected(event.provider, event.key, reason)
+        else:
+            self.store.mark_unknown(event.provider, event.key, reason)
+        return state
+
+    def info(self, provider: str, job_ids: Iterable[str]) -> dict[str, JobInfo]:
+        """Look up what the store knows of some jobs.
+
+        Args:
+            provider: The provider's name.
+            job_ids: The jobs' ids.
+
+        Returns:
+            The info of each job the store holds, by id.
+
+        Raises:
+            StoreError: If the database fails.
+        """
+        found: dict[str, JobInfo] = {}
+        for job_id in dict.fromkeys(job_ids):
+            record = self.store.get(provider, job_id=job_id)
+            if record is not None:
+                found[job_id] = JobInfo.of(record)
+        return found
+
+    def verified_files(self, job: JobData, directory: Path) -> dict[int, Path]:
+        """Return the recorded files of a job that are still intact in ``directory``.
+
+        A file counts when it is where it was recorded, inside ``directory``, with the
+        recorded size and SHA-256 (read again here).
+
+        Args:
+            job: The job's snapshot.
+            directory: The download's destination.
+
+        Returns:
+            The intact files, by artifact index.
+
+        Raises:
+            StoreError: If the database fails.
+        """
+        record = self.store.get(job.provider, job_id=job.id)
+        if record is None:
+            return {}
+        try:
+            where = directory.resolve()
+        except OSError:
+            return {}
+        wanted = {artifact.index for artifact in job.artifacts}
+        intact: dict[int, Path] = {}
+        for stored in record.files:
+            path = Path(stored.path)
+            if stored.index in wanted and _intact(path, where, stored.size, stored.sha256):
+                intact[stored.index] = path
+        return intact
+
+    def jobs(
+        self,
+        provider: str,
+        statuses: list[str] | None,
+        labels: Mapping[str, Any] | None,
+        downloaded: bool | None,
+    ) -> list[StoredJob]:
+        """List a provider's records for ``client.jobs()``, newest first.
+
+        Args:
+            provider: The provider's name.
+            statuses: The statuses wanted (``None``: every accepted job).
+            labels: Labels every record must carry.
+            downloaded: See :meth:`JobStore.jobs`.
+
+        Returns:
+            The records.
+
+        Raises:
+            StoreError: If the database fails.
+        """
+        if statuses is None or len(statuses) == 1:
+            status = None if statuses is None else statuses[0]
+            return self.store.jobs(provider, status=status, labels=labels, downloaded=downloaded)
+        found = [
+            record
+            for status in statuses
+            for record in self.store.jobs(
+                provider, status=status, labels=labels, downloaded=downloaded
+            )
+        ]
+        found.sort(key=lambda r: r.created_at, reverse=True)
+        return found
+
+
+def _intact(path: Path, directory: Path, size: int, sha256: str) -> bool:
+    try:
+        if path.resolve().parent != directory or path.stat().st_size != size:
+            return False
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256
