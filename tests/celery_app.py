@@ -4,7 +4,8 @@ Everything comes from the environment the test gives the worker: the broker
 (``MEDIAJOBS_TEST_BROKER``, also the result backend), the fake provider's URL
 (``MEDIAJOBS_TEST_BASE_URL``), the poll interval in seconds (``MEDIAJOBS_TEST_POLL``; unset:
 the provider's default policy), an ``X-Fake-Scenario`` sent with every submit
-(``MEDIAJOBS_TEST_SCENARIO``, optional) and the broker's visibility timeout
+(``MEDIAJOBS_TEST_SCENARIO``, optional), a job store shared by the workers
+(``MEDIAJOBS_TEST_STORE``, optional) and the broker's visibility timeout
 (``MEDIAJOBS_TEST_VISIBILITY``). The API key is the ordinary
 ``OPENROUTER_API_KEY`` variable of the worker, read by the client, never by a message.
 """
@@ -48,6 +49,8 @@ if "MEDIAJOBS_TEST_POLL" in os.environ:
     client["poll"] = mj.PollPolicy(initial=poll, factor=1.0, max_interval=poll, jitter=0.1)
 if "MEDIAJOBS_TEST_SCENARIO" in os.environ:
     client["headers"] = {"X-Fake-Scenario": os.environ["MEDIAJOBS_TEST_SCENARIO"]}
+if "MEDIAJOBS_TEST_STORE" in os.environ:
+    client["store"] = os.environ["MEDIAJOBS_TEST_STORE"]
 mediajobs.celery.configure("openrouter", **client)
 
 

@@ -41,6 +41,7 @@ def worker_env(
     poll: float | None,
     visibility: float = 3600,
     scenario: str | None = None,
+    store: str | None = None,
 ) -> dict[str, str]:
     """The environment of a worker (``poll=None``: the provider's default policy)."""
     env = dict(os.environ)
@@ -58,6 +59,8 @@ def worker_env(
         env["MEDIAJOBS_TEST_POLL"] = str(poll)
     if scenario is not None:
         env["MEDIAJOBS_TEST_SCENARIO"] = scenario
+    if store is not None:
+        env["MEDIAJOBS_TEST_STORE"] = store
     return env
 
 

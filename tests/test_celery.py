@@ -109,9 +109,10 @@ def test_a_worker_killed_mid_run_loses_nothing_and_submits_nothing_twice(
 ) -> None:
     for i in range(12):
         lasting(fake, f"k-{i}", 4 + i % 4)
-    env = worker_env(broker, fake.base_url, poll=0.5, visibility=4)
+    out, store = tmp_path / "out", str(tmp_path / "jobs.db")
+    env = worker_env(broker, fake.base_url, poll=0.5, visibility=10, store=store)
     with workers(env, concurrency=2) as (first,):
-        results = [enqueue(tmp_path, f"k-{i}") for i in range(12)]
+        results = [enqueue(out, f"k-{i}") for i in range(12)]
         wait_until(lambda: fake.fake.submissions >= 4, 30, "a third of the jobs submitted")
         first.kill()
         in_flight = [r for r in results if not r.ready()]
@@ -122,9 +123,13 @@ def test_a_worker_killed_mid_run_loses_nothing_and_submits_nothing_twice(
     ids = [d["job"]["id"] for d in done]
     assert len(set(ids)) == 12
     assert fake.fake.submissions == 12, "one job per run_job, whatever was redelivered"
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
         f"{job_id}_0.mp4" for job_id in ids
     )
+    with mj.Client("openrouter", api_key="k", store=store) as client:
+        stored = client.jobs()
+    assert sorted(job.id for job in stored) == sorted(ids)
+    assert all(job.key.startswith("celery-") and len(job.files) == 1 for job in stored)
 
 
 def test_a_failed_job_fails_the_task_with_a_typed_error(

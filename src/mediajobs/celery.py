@@ -36,7 +36,6 @@ provider's environment variable), and messages carry only the job's description 
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 import re
@@ -58,8 +57,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra onl
 from . import _exceptions
 from ._client import Client, Job
 from ._exceptions import ConfigurationError, MediaJobsError, outcome_error, wait_timeout_error
-from ._flows import observe, poll_flow, submit_flow
-from ._inputs import read_inputs
+from ._flows import observe, poll_flow
 from ._models import JobData
 from ._naming import safe_stem
 from ._steps import Flow
@@ -136,35 +134,16 @@ def _client(provider: str) -> Client:
         return client
 
 
-def _idempotency_key(provider: str, key: str) -> str:
-    """The submit's ``Idempotency-Key``: from the provider and the job's key only."""
-    digest = hashlib.sha256(f"{provider}\0{key}".encode()).hexdigest()
-    return f"mediajobs-{digest[:40]}"
-
-
 def _submit(client: Client, spec: Mapping[str, Any]) -> Job:
-    """Submit the job of ``spec`` once, however often this is called with the same key."""
-    params = dict(spec["params"])
-    if "key" in inspect.signature(client.submit).parameters:  # a client with a job store
-        return client.submit(
-            spec["kind"],
-            model=spec["model"],
-            prompt=spec["prompt"],
-            key=spec["key"],
-            labels=spec.get("labels"),
-            **params,
-        )
-    dialect = client.dialect
-    dialect.check_kind(spec["kind"])
-    flow = submit_flow(
-        client._settings,
+    """Submit the job of ``spec``: once per key, however often this is called."""
+    return client.submit(
         spec["kind"],
         model=spec["model"],
         prompt=spec["prompt"],
-        params=read_inputs(params, dialect.file_params),
-        idempotency_key=_idempotency_key(client.provider, spec["key"]),
+        key=spec["key"],
+        labels=spec.get("labels"),
+        **spec["params"],
     )
-    return Job(client._run(flow), client)
 
 
 def _poll_once(client: Client, data: JobData) -> Flow[tuple[JobData, float | None]]:
