@@ -234,13 +234,15 @@ def portable_error(exc: MediaJobsError) -> MediaJobsError:
         for name, value in vars(exc).items()
         if name not in ("message", "response") and not name.startswith("_")
     }
-    copy = portable(exc.message, fields)  # type: ignore[call-arg]
-    copy.__cause__ = exc.__cause__
-    return copy
+    return portable(exc.message, fields)  # type: ignore[call-arg]
 
 
 def _fail(exc: MediaJobsError) -> NoReturn:
-    raise portable_error(exc) from exc
+    """Raise ``exc`` as a :func:`portable_error` (caused by the original)."""
+    portable = portable_error(exc)
+    if portable is exc:
+        raise exc
+    raise portable from exc
 
 
 # --------------------------------------------------------------------------- the tasks
