@@ -243,3 +243,16 @@ def test_without_celery_the_module_says_which_extra_to_install() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert 'pip install "mediajobs[celery]"' in out.stdout
+
+
+def test_arguments_that_are_not_json_are_refused_before_anything_is_sent() -> None:
+    app = Celery("refuse", broker="memory://", backend="cache+memory://")
+    app.set_current()
+    try:
+        with pytest.raises(mj.ConfigurationError, match="JSON values"):
+            mjc.run_job.delay(
+                provider="openrouter", kind="image_edit", model="m", prompt="p",
+                dest_dir="out", image=b"\x89PNG",
+            )  # fmt: skip
+    finally:
+        app.close()

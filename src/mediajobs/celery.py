@@ -37,6 +37,7 @@ provider's environment variable), and messages carry only the job's description 
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import threading
@@ -80,9 +81,26 @@ _TASK_OPTIONS: dict[str, Any] = {
 """Every task may run again after a worker dies: each is idempotent, so ask for redelivery."""
 
 
+class _JobTask(Task):  # type: ignore[misc] # Celery is untyped
+    """A task whose arguments are checked to be JSON values before anything is sent."""
+
+    def apply_async(
+        self, args: Any = None, kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Any:
+        try:
+            json.dumps([list(args or ()), dict(kwargs or {})])
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"{self.name}: arguments must be JSON values (input files as paths): {exc}"
+            ) from None
+        return super().apply_async(args, kwargs, **options)
+
+
 def _task(name: str) -> Callable[[Callable[..., Any]], Any]:
     """Register a function as a shared task named ``name``, with :data:`_TASK_OPTIONS`."""
-    decorator: Callable[[Callable[..., Any]], Any] = shared_task(name=name, **_TASK_OPTIONS)
+    decorator: Callable[[Callable[..., Any]], Any] = shared_task(
+        name=name, base=_JobTask, **_TASK_OPTIONS
+    )
     return decorator
 
 
