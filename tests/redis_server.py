@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 
-__all__ = ["free_port", "redis_url", "running_redis"]
+__all__ = ["free_port", "redis_url", "require_redis_server", "running_redis"]
 
 
 def free_port() -> int:
@@ -95,6 +95,12 @@ def redis_url() -> Iterator[str]:
     if existing:
         yield existing
         return
+    with running_redis(require_redis_server()) as url:
+        yield url
+
+
+def require_redis_server() -> str:
+    """Find ``redis-server``; without it skip, or fail under CI (``CI`` set)."""
     binary = shutil.which("redis-server") or (
         "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
     )
@@ -103,5 +109,4 @@ def redis_url() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    with running_redis(binary) as url:
-        yield url
+    return binary

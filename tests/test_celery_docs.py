@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_server import free_port
+from redis_server import free_port, require_redis_server
 from test_docs_examples import extract_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,11 +51,7 @@ def free_pair() -> int:
 
 
 def test_the_walkthrough_runs_as_written_and_every_file_arrives_once(tmp_path: Path) -> None:
-    redis_server = subprocess.run(["which", "redis-server"], capture_output=True, check=False)
-    if redis_server.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
+    require_redis_server()
     files, script = walkthrough()
     assert set(files) == {"tasks.py", "enqueue.py", "collect.py"}
     assert "kill -9" in script
