@@ -15,6 +15,9 @@ Variants:
   mediajobs       AsyncClient.wait_all, the provider's default PollPolicy (or --policy)
   mediajobs-fixed AsyncClient.wait_all with PollPolicy.fixed(--interval): the same schedule
                   as the raw loop, so the difference is the library's own overhead
+  mediajobs-store the mediajobs variant with a job store (SQLite in a temporary directory) that
+                  the submitting and waiting clients share: every submit, status change is
+                  recorded (see bench_store.py for the side-by-side CPU and size figures)
   raw             one asyncio task per job: sleep(--interval), GET under a semaphore, json()
 
 All variants submit the same way (at most --concurrency submits in flight) and share one
@@ -28,6 +31,7 @@ import asyncio
 import gc
 import json
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -42,7 +46,7 @@ PROVIDER = "therouter"
 MODEL = "bench-image"
 SUBMIT_PATH = "/v1/images/generations?async=true"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
-ALL_VARIANTS = ("mediajobs", "mediajobs-fixed", "raw")
+ALL_VARIANTS = ("mediajobs", "mediajobs-fixed", "mediajobs-store", "raw")
 
 
 # ----------------------------------------------------------------------------- child side
@@ -103,10 +107,13 @@ async def child_main(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     sem = asyncio.Semaphore(conc)
 
+    store = None
     if args.variant.startswith("mediajobs"):
         poll = policy_from(args.policy)
         if args.variant == "mediajobs-fixed":
             poll = mj.PollPolicy.fixed(args.interval)
+        if args.variant == "mediajobs-store":
+            store = mj.JobStore(args.store_path)
         submitters = {
             d: mj.AsyncClient(
                 PROVIDER,
@@ -115,6 +122,7 @@ async def child_main(args: argparse.Namespace) -> dict[str, Any]:
                 http_client=http,
                 headers={"X-Fake-Scenario": h},
                 max_concurrency=conc,
+                store=store,
             )
             for d, h in headers_for.items()
         }
@@ -126,6 +134,7 @@ async def child_main(args: argparse.Namespace) -> dict[str, Any]:
             poll=poll,
             max_concurrency=conc,
             wait_timeout=args.timeout,
+            store=store,
         )
 
         async def submit(i: int) -> Any:
@@ -189,6 +198,8 @@ async def child_main(args: argparse.Namespace) -> dict[str, Any]:
     cpu = cpu_end - base_cpu
     end_rss = common.rss_now()
     await http.aclose()
+    if store is not None:
+        store.close()
     lags = sorted(seen[i] - (submitted[i] + lengths[i]) for i in seen)
     return {
         "variant": args.variant,
@@ -320,6 +331,7 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--store-path", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
@@ -369,6 +381,8 @@ def main() -> None:
                     args.policy,
                     "--timeout",
                     str(args.timeout),
+                    "--store-path",
+                    str(Path(tempfile.mkdtemp()) / "jobs.db"),
                 ]
                 print(f"  running {variant} with {n} jobs...", file=sys.stderr, flush=True)
                 try:

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_store.py                 # 3 rounds of 300 jobs per run
     python benchmarks/bench_store.py --jobs 1000 --threads 8 --rounds 5
+    python benchmarks/bench_store.py --client-jobs 10000 --client-only   # the client's cost
 
 One job's life as a client records it, six write calls, each its own transaction:
 ``begin_submit`` → ``mark_accepted`` (queued) → ``record_status`` x 3 (running, running
@@ -11,7 +12,13 @@ once (median and range over the rounds, single- and multi-threaded runs interlea
 the bytes the database takes per job beyond the stored payload (the JSON text of
 params, labels and the job snapshot, and the prompt). SQLite runs in a temporary directory
 on the same filesystem as ``--dir``; PostgreSQL (when its server binaries are installed) in a
-private cluster with ``fsync`` on. Nothing is asserted.
+private cluster with ``fsync`` on.
+
+With ``--client-jobs N``, the client's side as well: ``bench_many_jobs.py``'s run of N jobs
+(submit all, ``AsyncClient.wait_all``, against the fake served in its own process) without a
+store and with an SQLite store, interleaved over ``--rounds``; reported: the client's CPU
+seconds (median, range) and their ratio, wall times, and the store's bytes per job beyond the
+payload. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mediajobs as mj
 from mediajobs._store import _backends
@@ -100,9 +108,9 @@ def run(store: mj.JobStore, jobs: int, threads: int, prefix: str) -> float:
     return time.perf_counter() - start
 
 
-def payload_bytes(store: mj.JobStore) -> int:
+def payload_bytes(store: mj.JobStore, provider: str = P) -> int:
     total = 0
-    for job in store.jobs(P):
+    for job in store.jobs(provider):
         total += len(json.dumps(job.params, separators=(",", ":")))
         total += len(json.dumps(job.labels, separators=(",", ":")))
         total += len(json.dumps(job.job, separators=(",", ":")))
@@ -176,6 +184,53 @@ def measure(
         print(f"{name + ' payload bytes/job':<34} {payload / count:>7.0f}")
 
 
+def client_side_by_side(jobs: int, rounds: int, directory: str | None) -> None:
+    """Run bench_many_jobs' child without and with a store, interleaved; print the figures."""
+    import _common as common
+    import bench_many_jobs as many
+
+    variants = ("mediajobs", "mediajobs-store")
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
+    wall: dict[str, list[float]] = {v: [] for v in variants}
+    sizes: list[tuple[float, float]] = []
+    for r in range(rounds):
+        for variant in variants:
+            with tempfile.TemporaryDirectory(dir=directory) as tmp, common.ServedFake() as server:
+                db = Path(tmp) / "jobs.db"
+                argv = [sys.executable, many.__file__, "--child", "--variant", variant]
+                argv += ["--base-url", server.base_url, "--jobs", str(jobs)]
+                argv += ["--store-path", str(db)]
+                print(f"  round {r + 1}: {variant} x {jobs}...", file=sys.stderr, flush=True)
+                data = common.run_child(argv, timeout=7200).data
+                ok = data["statuses"].get("succeeded", 0)
+                if ok != jobs or data["errors"]:
+                    print(f"  {variant}: {ok}/{jobs} succeeded, {data['errors']} errors")
+                cpu[variant].append(data["cpu"])
+                wall[variant].append(data["wall"])
+                if variant == "mediajobs-store":
+                    with mj.JobStore(db) as store:
+                        count = len(store.jobs(many.PROVIDER))
+                        payload = payload_bytes(store, many.PROVIDER)
+                    sizes.append(((sqlite_size(db) - payload) / count, payload / count))
+    print(f"\n## The client with and without a store ({jobs} jobs, {rounds} rounds)\n")
+    for variant in variants:
+        c, w = sorted(cpu[variant]), sorted(wall[variant])
+        print(
+            f"{variant:<16} client CPU {statistics.median(c):6.1f} s (range {c[0]:.1f}-"
+            f"{c[-1]:.1f}), wall {statistics.median(w):6.1f} s (range {w[0]:.1f}-{w[-1]:.1f})"
+        )
+    ratios = sorted(s / b for s, b in zip(cpu["mediajobs-store"], cpu["mediajobs"], strict=True))
+    print(
+        f"CPU ratio store/no store: median {statistics.median(ratios):.3f} "
+        f"(range {ratios[0]:.3f}-{ratios[-1]:.3f}, per round)"
+    )
+    beyond = sorted(b for b, _ in sizes)
+    print(
+        f"store bytes/job beyond the payload: median {statistics.median(beyond):.0f} "
+        f"(range {beyond[0]:.0f}-{beyond[-1]:.0f}); payload {sizes[0][1]:.0f} bytes/job"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=300)
@@ -183,7 +238,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", default=None, help="where the SQLite files go (default: tmp)")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--client-jobs", type=int, default=0, help="also the client, N jobs")
+    parser.add_argument("--client-only", action="store_true", help="only the client part")
     args = parser.parse_args()
+
+    if args.client_jobs:
+        client_side_by_side(args.client_jobs, args.rounds, args.dir)
+    if args.client_only:
+        return
 
     for mode in ("FULL", "NORMAL"):
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp, sqlite_sync(mode):

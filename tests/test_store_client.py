@@ -501,3 +501,63 @@ async def test_a_cancelled_async_submit_is_kept_unknown(tmp_path: Path) -> None:
         assert unknown.key == "k"
         assert await client.jobs() == []
     await http.aclose()
+
+
+# --------------------------------------------------------------------------- group commit
+
+
+def test_one_failing_fact_in_a_group_fails_alone(tmp_path: Path) -> None:
+    from mediajobs._models import JobData
+    from mediajobs._steps import SubmitAccepted, SubmitIntent
+    from mediajobs._store._wiring import _Pending, recorder_for
+
+    with mj.JobStore(tmp_path / "jobs.db") as store:
+        recorder = recorder_for(store)
+        assert recorder_for(store) is recorder  # one per store: clients sharing it group too
+        stray = JobData(id="j9", provider=P, status=mj.JobStatus.QUEUED, raw_status="q")
+        events = [
+            SubmitIntent(P, "image", "m", None, "h1", "k1"),
+            SubmitAccepted(stray, "h9", "never-submitted"),
+            SubmitIntent(P, "image", "m", None, "h2", "k2"),
+        ]
+        group = [_Pending(event) for event in events]
+        recorder._queue = list(group)
+        recorder._lead()  # as the first of several concurrent callers would
+        assert all(item.done.is_set() for item in group)
+        assert isinstance(group[1].error, mj.StoreError)
+        assert group[0].error is None and group[2].error is None
+        assert {r.key for r in store.jobs(P, status="submitting")} == {"k1", "k2"}
+
+
+def test_many_threads_record_at_once(tmp_path: Path) -> None:
+    from mediajobs._steps import SubmitIntent
+    from mediajobs._store._wiring import recorder_for
+
+    with mj.JobStore(tmp_path / "jobs.db") as store:
+        recorder = recorder_for(store)
+        answers: list[Any] = []
+
+        def submit(i: int) -> None:
+            intent = SubmitIntent(P, "image", "m", None, f"h{i}", f"k{i % 10}", patience=60)
+            answers.append(recorder(intent))
+
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(30)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        sends = [a for a in answers if a is None]
+        assert len(sends) == 10  # one sender per key; the others are told to wait
+        assert len(store.jobs(P, status="submitting")) == 10
+
+
+def test_observations_leave_the_connection_durable(tmp_path: Path) -> None:
+    with mj.JobStore(tmp_path / "jobs.db") as store:
+        store.begin_submit(P, "k")
+        store.mark_accepted(P, "k", {"id": "j", "provider": P, "status": "queued"})
+        assert store.record_status(P, "j", {"id": "j", "provider": P, "status": "running"})
+        conn = store._backend._pool.acquire()  # type: ignore[attr-defined]
+        try:
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+        finally:
+            store._backend._pool.release(conn)  # type: ignore[attr-defined]

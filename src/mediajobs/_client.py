@@ -124,10 +124,10 @@ class _BaseClient(Generic[J]):
         self._owns_store = False
         self._store_recorder: StoreRecorder | None = None
         if store is not None:
-            from ._store._wiring import StoreRecorder, open_store  # noqa: PLC0415 - sqlite
+            from ._store._wiring import open_store, recorder_for  # noqa: PLC0415 - sqlite
 
             self._store, self._owns_store = open_store(store)
-            self._store_recorder = StoreRecorder(self._store)
+            self._store_recorder = recorder_for(self._store)
 
     @property
     def store(self) -> JobStore | None:
@@ -409,7 +409,10 @@ class Client(_BaseClient[Job]):
             self._close_store()
 
     def _run(self, flow: Flow[T], **callbacks: Any) -> T:
-        return run_sync(flow, self._runtime(**callbacks))
+        result = run_sync(flow, self._runtime(**callbacks))
+        if self._store_recorder is not None and self._store_recorder.pending():
+            self._store_recorder.flush()  # the call's observations are recorded when it returns
+        return result
 
     def _bound(self, job: JobRef, kind: str | None = None) -> Job:
         handle = self._handle(job, kind)
@@ -770,10 +773,20 @@ class AsyncClient(_BaseClient[AsyncJob]):
             if self._owns_http:
                 await self._http.aclose()
         finally:
-            self._close_store()
+            if self._owns_store:
+                from anyio import to_thread  # noqa: PLC0415 - only with a store
+
+                with anyio.CancelScope(shield=True):
+                    await to_thread.run_sync(self._close_store)
 
     async def _run(self, flow: Flow[T], **callbacks: Any) -> T:
-        return await run_async(flow, self._runtime(**callbacks))
+        result = await run_async(flow, self._runtime(**callbacks))
+        recorder = self._store_recorder
+        if recorder is not None and recorder.pending():
+            from anyio import to_thread  # noqa: PLC0415 - only with a store
+
+            await to_thread.run_sync(recorder.flush)  # the call's observations are recorded
+        return result
 
     async def _bound_all(self, handles: list[AsyncJob]) -> list[AsyncJob]:
         if self._store_recorder is not None and any(h._key is None for h in handles):

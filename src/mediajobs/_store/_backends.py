@@ -137,11 +137,15 @@ class Backend(ABC):
     """The store's target as safe to show (no password)."""
 
     @abstractmethod
-    def transaction(self, *, write: bool) -> contextlib.AbstractContextManager[Tx]:
+    def transaction(
+        self, *, write: bool, durable: bool = True
+    ) -> contextlib.AbstractContextManager[Tx]:
         """Open one transaction, committed when the block ends without error.
 
         Args:
             write: Whether it writes (SQLite then takes the write lock up front).
+            durable: Whether the commit must survive a power loss (it always survives a
+                killed process); ``False`` skips the wait for the disk flush.
 
         Returns:
             A context manager yielding the :class:`Tx`.
@@ -194,11 +198,13 @@ class SQLiteBackend(Backend):
         return conn
 
     @contextlib.contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Tx]:
+    def transaction(self, *, write: bool, durable: bool = True) -> Iterator[Tx]:
         """Open one transaction (``BEGIN IMMEDIATE`` for writes), committed at the end.
 
         Args:
             write: Whether it writes.
+            durable: ``False``: commit with ``synchronous=NORMAL`` (the WAL is flushed at the
+                next durable commit or checkpoint; a killed process still loses nothing).
 
         Yields:
             The transaction.
@@ -208,16 +214,23 @@ class SQLiteBackend(Backend):
         """
         conn = self._pool.acquire()
         lock = self._write_lock if write else contextlib.nullcontext()
+        relaxed = write and not durable
         try:
             with lock:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                if relaxed:
+                    conn.execute("PRAGMA synchronous = NORMAL")
                 try:
-                    yield Tx(conn.cursor(), _same)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.rollback()
-                    raise
+                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    try:
+                        yield Tx(conn.cursor(), _same)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.rollback()
+                        raise
+                finally:
+                    if relaxed:
+                        conn.execute("PRAGMA synchronous = FULL")
         except self._sqlite.Error as exc:
             raise StoreError(f"job store {self.description}: {exc}") from exc
         finally:
@@ -265,11 +278,13 @@ class PostgresBackend(Backend):
             ) from None
 
     @contextlib.contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Tx]:
+    def transaction(self, *, write: bool, durable: bool = True) -> Iterator[Tx]:
         """Open one transaction, committed at the end.
 
         Args:
             write: Whether it writes (no difference on PostgreSQL).
+            durable: ``False``: commit without waiting for the server's disk flush
+                (``synchronous_commit = off`` for this transaction).
 
         Yields:
             The transaction.
@@ -281,6 +296,8 @@ class PostgresBackend(Backend):
         broken = False
         try:
             with conn.transaction(), conn.cursor() as cursor:
+                if not durable:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
                 yield Tx(cursor, _percent)
         except self._psycopg.Error as exc:
             broken = conn.closed or conn.broken

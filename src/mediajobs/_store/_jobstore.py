@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, cast
@@ -129,6 +129,7 @@ class JobStore:
         self._open_lock = threading.Lock()
         self._opened = False
         self._last_prune = 0.0
+        self._local = threading.local()
 
     @property
     def kind(self) -> str:
@@ -153,13 +154,42 @@ class JobStore:
         """Close the store's connections; any later call raises :class:`StoreError`."""
         self._backend.close()
 
-    def _tx(self, *, write: bool) -> contextlib.AbstractContextManager[Tx]:
+    @contextlib.contextmanager
+    def batch(self, *, durable: bool = True) -> Iterator[None]:
+        """Make every call of this thread inside the block one transaction (group commit).
+
+        The block's writes are committed together when it ends, or none of them when it
+        raises. Used by the clients to record many concurrent facts with one commit.
+
+        Args:
+            durable: Whether the commit waits for the disk flush (see :meth:`record_status`).
+
+        Yields:
+            Nothing.
+
+        Raises:
+            StoreError: If the database fails (nothing of the block is then recorded).
+        """
+        if getattr(self._local, "tx", None) is not None:
+            yield
+            return
+        with self._tx(write=True, durable=durable) as tx:
+            self._local.tx = tx
+            try:
+                yield
+            finally:
+                self._local.tx = None
+
+    def _tx(self, *, write: bool, durable: bool = True) -> contextlib.AbstractContextManager[Tx]:
+        current = getattr(self._local, "tx", None)
+        if current is not None:
+            return contextlib.nullcontext(current)
         if not self._opened:
             with self._open_lock:
                 if not self._opened:
                     migrate(self._backend)
                     self._opened = True
-        return self._backend.transaction(write=write)
+        return self._backend.transaction(write=write, durable=durable)
 
     # -- submits -----------------------------------------------------------------------------
 
@@ -382,6 +412,10 @@ class JobStore:
         ``queued`` < ``running`` < any terminal status: a snapshot with the same or an earlier
         status than the one recorded changes nothing, so a terminal status is never replaced.
 
+        Observations (statuses, files) are committed without waiting for the disk flush that
+        submits wait for: a killed process loses none of them, and what a power loss may lose
+        of the last moments is observed again by the next poll or download.
+
         Args:
             provider: The provider's name.
             job_id: The job's id.
@@ -394,7 +428,7 @@ class JobStore:
             StoreError: If the snapshot is malformed or the database fails.
         """
         _, status, text, count = _snapshot(job)
-        with self._tx(write=True) as tx:
+        with self._tx(write=True, durable=False) as tx:
             return bool(
                 tx.execute(
                     _ADVANCE.format(where="job_id = ?"),
@@ -428,7 +462,7 @@ class JobStore:
             StoreError: If the database fails.
         """
         now = time.time()
-        with self._tx(write=True) as tx:
+        with self._tx(write=True, durable=False) as tx:
             row = tx.one(
                 "SELECT id FROM mediajobs_jobs WHERE provider = ? AND job_id = ?",
                 (provider, job_id),

@@ -13,11 +13,12 @@ import hashlib
 import os
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, StoreError
 from .._models import JobData, JobStatus
 from .._steps import (
     Claim,
@@ -34,11 +35,24 @@ from ._records import SUBMIT_FAILED, SUBMIT_UNKNOWN, StoredJob, submit_error_sta
 if TYPE_CHECKING:
     import anyio.abc  # noqa: F401
 
-__all__ = ["JobInfo", "StoreRecorder", "generated_key", "open_store", "statuses_of"]
+__all__ = [
+    "JobInfo",
+    "StoreRecorder",
+    "generated_key",
+    "open_store",
+    "recorder_for",
+    "statuses_of",
+]
 
 _ASK_AGAIN = 0.2
 """Seconds between two looks at a key another sender holds."""
+_OBSERVATIONS = (StatusSeen, FileWritten)
+"""Events committed without waiting for the disk flush (see ``JobStore.record_status``)."""
+_FOLLOW = 0.05
+"""Seconds a recorder call waiting for another thread's group commit checks it is still led."""
 _HASH_CHUNK = 1 << 20
+_RECORDERS: weakref.WeakKeyDictionary[JobStore, StoreRecorder] = weakref.WeakKeyDictionary()
+_RECORDERS_LOCK = threading.Lock()
 
 
 def generated_key() -> str:
@@ -130,6 +144,36 @@ class JobInfo:
         return cls(record.key, record.labels, files)
 
 
+class _Pending:
+    """One event waiting for its group's commit."""
+
+    __slots__ = ("done", "error", "event", "result")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+def recorder_for(store: JobStore) -> StoreRecorder:
+    """Return the one recorder of a store, shared by every client using it in this process.
+
+    Sharing it lets one commit serve the facts of all those clients (group commit).
+
+    Args:
+        store: The store.
+
+    Returns:
+        Its recorder.
+    """
+    with _RECORDERS_LOCK:
+        recorder = _RECORDERS.get(store)
+        if recorder is None:
+            recorder = _RECORDERS[store] = StoreRecorder(store)
+        return recorder
+
+
 class StoreRecorder:
     """Records a client's facts in a job store and answers the submit flow's questions.
 
@@ -142,9 +186,18 @@ class StoreRecorder:
         self._lock = threading.Lock()
         self._claimed: dict[str, JobInfo] = {}
         self._sending: set[tuple[str, str]] = set()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._posted: list[_Pending] = []
+        self._writing = False
 
     def __call__(self, event: Event) -> Any:
-        """Record one event.
+        """Record one event, in one transaction with those other threads record meanwhile.
+
+        Group commit: the first caller writes every event queued while it writes, in one
+        transaction per round; the others wait for their event's outcome. One commit then
+        serves many concurrent submits or polls. Should a grouped transaction fail, each of
+        its events is written again on its own, so each caller gets its own outcome.
 
         Args:
             event: The fact.
@@ -156,6 +209,111 @@ class StoreRecorder:
         Raises:
             StoreError: If the database fails.
         """
+        if isinstance(event, _OBSERVATIONS):
+            self._post(event)
+            return None
+        item = _Pending(event)
+        with self._queue_lock:
+            self._queue.append(item)
+        self._await(item)
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _await(self, item: _Pending) -> None:
+        """Wait for an item's group to be written, leading the writing when no one does."""
+        while not item.done.is_set():
+            with self._queue_lock:
+                lead = not self._writing and not item.done.is_set()
+                if lead:
+                    self._writing = True
+            if lead:
+                self._lead()
+            else:
+                item.done.wait(_FOLLOW)
+
+    def _post(self, event: Event) -> None:
+        """Queue an observation; a writer thread records it with the next group."""
+        item = _Pending(event)
+        with self._queue_lock:
+            self._queue.append(item)
+            self._posted.append(item)
+            start = not self._writing
+            if start:
+                self._writing = True
+        if start:
+            threading.Thread(target=self._lead, name="mediajobs-store", daemon=True).start()
+
+    def pending(self) -> bool:
+        """Whether observations were posted since the last :meth:`flush`.
+
+        Returns:
+            ``True`` when :meth:`flush` has something to wait for.
+        """
+        with self._queue_lock:
+            return bool(self._posted)
+
+    def flush(self) -> None:
+        """Wait until every observation posted so far is written.
+
+        Raises:
+            StoreError: The first failure among them.
+        """
+        with self._queue_lock:
+            posted, self._posted = self._posted, []
+        for item in posted:
+            self._await(item)
+        for item in posted:
+            if item.error is not None:
+                raise item.error
+
+    def _lead(self) -> None:
+        """Write what is queued, a group per transaction, until the queue is empty.
+
+        The caller has set ``_writing``; it is cleared when the queue is found empty (under
+        the lock, so no item is left without a writer) or when writing fails.
+        """
+        try:
+            while True:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                    if not group:
+                        self._writing = False
+                        return
+                self._write_group(group)
+        except BaseException:
+            with self._queue_lock:
+                self._writing = False
+            raise
+
+    def _write_group(self, group: list[_Pending]) -> None:
+        try:
+            if len(group) == 1 or not self._write_together(group):
+                for item in group:
+                    try:
+                        item.result = self._apply(item.event)
+                    except Exception as exc:
+                        item.error = exc
+                    item.done.set()
+        finally:  # interrupted (Ctrl-C on this thread): the others must not wait forever
+            for item in group:
+                if not item.done.is_set():
+                    item.error = StoreError("the write was interrupted; it may be lost")
+                    item.done.set()
+
+    def _write_together(self, group: list[_Pending]) -> bool:
+        durable = not all(isinstance(item.event, _OBSERVATIONS) for item in group)
+        try:
+            with self.store.batch(durable=durable):
+                results = [self._apply(item.event) for item in group]
+        except Exception:
+            return False
+        for item, result in zip(group, results, strict=True):
+            item.result = result
+            item.done.set()
+        return True
+
+    def _apply(self, event: Event) -> Any:
         if isinstance(event, StatusSeen):
             job = event.job
             self.store.record_status(job.provider, job.id, job)
@@ -222,6 +380,9 @@ class StoreRecorder:
         Raises:
             StoreError: If the database fails.
         """
+        if isinstance(event, _OBSERVATIONS):
+            self._post(event)  # never waits: the client flushes when its call ends
+            return None
         from anyio import to_thread  # noqa: PLC0415 - only for async clients
 
         return await to_thread.run_sync(self, event)
