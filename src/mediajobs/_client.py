@@ -523,7 +523,10 @@ class Client(_BaseClient[Job]):
             self._close_store()
 
     def _run(self, flow: Flow[T], **callbacks: Any) -> T:
-        return run_sync(flow, self._runtime(**callbacks))
+        result = run_sync(flow, self._runtime(**callbacks))
+        if self._store_recorder is not None and self._store_recorder.pending():
+            self._store_recorder.flush()  # the call's observations are recorded when it returns
+        return result
 
     def _bound(self, job: JobRef, kind: str | None = None) -> Job:
         handle = self._handle(job, kind)
@@ -925,7 +928,13 @@ class AsyncClient(_BaseClient[AsyncJob]):
                     await to_thread.run_sync(self._close_store)
 
     async def _run(self, flow: Flow[T], **callbacks: Any) -> T:
-        return await run_async(flow, self._runtime(**callbacks))
+        result = await run_async(flow, self._runtime(**callbacks))
+        recorder = self._store_recorder
+        if recorder is not None and recorder.pending():
+            from anyio import to_thread  # noqa: PLC0415 - only with a store
+
+            await to_thread.run_sync(recorder.flush)  # the call's observations are recorded
+        return result
 
     async def _bound_all(self, handles: list[AsyncJob]) -> list[AsyncJob]:
         if self._store_recorder is not None and any(h._key is None for h in handles):

@@ -188,6 +188,7 @@ class StoreRecorder:
         self._sending: set[tuple[str, str]] = set()
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
+        self._posted: list[_Pending] = []
         self._writing = False
 
     def __call__(self, event: Event) -> Any:
@@ -208,46 +209,97 @@ class StoreRecorder:
         Raises:
             StoreError: If the database fails.
         """
+        if isinstance(event, _OBSERVATIONS):
+            self._post(event)
+            return None
         item = _Pending(event)
         with self._queue_lock:
             self._queue.append(item)
+        self._await(item)
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _await(self, item: _Pending) -> None:
+        """Wait for an item's group to be written, leading the writing when no one does."""
         while not item.done.is_set():
             with self._queue_lock:
                 lead = not self._writing and not item.done.is_set()
                 if lead:
                     self._writing = True
-            if not lead:
-                item.done.wait(_FOLLOW)
-                continue
-            try:
+            if lead:
                 self._lead()
-            finally:
-                with self._queue_lock:
-                    self._writing = False
-        if item.error is not None:
-            raise item.error
-        return item.result
+            else:
+                item.done.wait(_FOLLOW)
+
+    def _post(self, event: Event) -> None:
+        """Queue an observation; a writer thread records it with the next group."""
+        item = _Pending(event)
+        with self._queue_lock:
+            self._queue.append(item)
+            self._posted.append(item)
+            start = not self._writing
+            if start:
+                self._writing = True
+        if start:
+            threading.Thread(target=self._lead, name="mediajobs-store", daemon=True).start()
+
+    def pending(self) -> bool:
+        """Whether observations were posted since the last :meth:`flush`.
+
+        Returns:
+            ``True`` when :meth:`flush` has something to wait for.
+        """
+        with self._queue_lock:
+            return bool(self._posted)
+
+    def flush(self) -> None:
+        """Wait until every observation posted so far is written.
+
+        Raises:
+            StoreError: The first failure among them.
+        """
+        with self._queue_lock:
+            posted, self._posted = self._posted, []
+        for item in posted:
+            self._await(item)
+        for item in posted:
+            if item.error is not None:
+                raise item.error
 
     def _lead(self) -> None:
-        """Write what is queued, a group per transaction, until the queue is empty."""
-        while True:
+        """Write what is queued, a group per transaction, until the queue is empty.
+
+        The caller has set ``_writing``; it is cleared when the queue is found empty (under
+        the lock, so no item is left without a writer) or when writing fails.
+        """
+        try:
+            while True:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                    if not group:
+                        self._writing = False
+                        return
+                self._write_group(group)
+        except BaseException:
             with self._queue_lock:
-                group, self._queue = self._queue, []
-            if not group:
-                return
-            try:
-                if len(group) == 1 or not self._write_together(group):
-                    for item in group:
-                        try:
-                            item.result = self._apply(item.event)
-                        except Exception as exc:
-                            item.error = exc
-                        item.done.set()
-            finally:  # interrupted (Ctrl-C on this thread): the others must not wait forever
+                self._writing = False
+            raise
+
+    def _write_group(self, group: list[_Pending]) -> None:
+        try:
+            if len(group) == 1 or not self._write_together(group):
                 for item in group:
-                    if not item.done.is_set():
-                        item.error = StoreError("the write was interrupted; it may be lost")
-                        item.done.set()
+                    try:
+                        item.result = self._apply(item.event)
+                    except Exception as exc:
+                        item.error = exc
+                    item.done.set()
+        finally:  # interrupted (Ctrl-C on this thread): the others must not wait forever
+            for item in group:
+                if not item.done.is_set():
+                    item.error = StoreError("the write was interrupted; it may be lost")
+                    item.done.set()
 
     def _write_together(self, group: list[_Pending]) -> bool:
         durable = not all(isinstance(item.event, _OBSERVATIONS) for item in group)
@@ -328,6 +380,9 @@ class StoreRecorder:
         Raises:
             StoreError: If the database fails.
         """
+        if isinstance(event, _OBSERVATIONS):
+            self._post(event)  # never waits: the client flushes when its call ends
+            return None
         from anyio import to_thread  # noqa: PLC0415 - only for async clients
 
         return await to_thread.run_sync(self, event)
