@@ -199,6 +199,10 @@ class StoreRecorder:
         serves many concurrent submits or polls. Should a grouped transaction fail, each of
         its events is written again on its own, so each caller gets its own outcome.
 
+        Observations (status changes, files) are queued and the call returns at once; a
+        writer thread records them with the next group, and :meth:`flush` (called when each
+        client call ends) waits for them.
+
         Args:
             event: The fact.
 
