@@ -2,14 +2,13 @@
 
 The FastAPI application is served by FastAPI's ``TestClient`` (on asyncio and on trio); the
 Django management command is written into a scratch project and run by ``python -m django`` with
-a minimal settings module, against the served fake. The recipes use ``store=`` and ``key=``:
-they run once the clients take those arguments, and are skipped until then (their blocks are
-marked not-run for the page-by-page check of tests/test_docs_examples.py meanwhile).
+a minimal settings module, against the served fake.
+Their blocks are marked not-run for the page-by-page check of tests/test_docs_examples.py: an
+application module and a project file, run here instead.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -39,10 +38,6 @@ __all__ = ["reader"]  # the fixture, imported for the tests below
 RECIPES = ROOT / "docs" / "recipes.md"
 MIGRATING = ROOT / "docs" / "migrating.md"
 
-TAKES_STORE = "store" in inspect.signature(mj.Client).parameters
-needs_store = pytest.mark.skipif(
-    not TAKES_STORE, reason="the clients do not take store= and key= yet"
-)
 
 
 def block_after(page: Path, text: str) -> Block:
@@ -98,7 +93,6 @@ def _assert_downloaded(reader: Reader, status: dict[str, Any]) -> None:
     assert path.read_bytes() == reader.fake.artifact_bytes(status["id"], 0)
 
 
-@needs_store
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_fastapi_recipe_submits_once_per_request_id(reader: Reader, backend: str) -> None:
     TestClient = _test_client_class()
@@ -118,7 +112,6 @@ def test_fastapi_recipe_submits_once_per_request_id(reader: Reader, backend: str
         assert http.get("/videos/vj_unknown0000000000000000").status_code == 404
 
 
-@needs_store
 def test_fastapi_recipe_refused_submit_is_a_422(reader: Reader) -> None:
     TestClient = _test_client_class()
 
@@ -129,7 +122,6 @@ def test_fastapi_recipe_refused_submit_is_a_422(reader: Reader) -> None:
     assert reader.fake.submissions == 0
 
 
-@needs_store
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_fastapi_recipe_takes_up_jobs_left_running_at_start_up(
     reader: Reader, backend: str
@@ -148,7 +140,6 @@ def test_fastapi_recipe_takes_up_jobs_left_running_at_start_up(
     assert reader.fake.submissions == 2
 
 
-@needs_store
 def test_migrating_page_store_examples_run(reader: Reader) -> None:
     ran = run_page(MIGRATING, reader, None, also=lambda block: "store=" in (block.not_run or ""))
     assert sum('store="jobs.db"' in block.source for block in ran) == 2
@@ -218,7 +209,6 @@ LINES = [
 ]
 
 
-@needs_store
 def test_django_command_renders_a_batch_once(
     tmp_path: Path, fake_provider: FakeProvider, fake_server: FakeServer
 ) -> None:
@@ -248,7 +238,6 @@ def test_django_command_renders_a_batch_once(
     assert sorted(again.stdout.splitlines()) == sorted(first.stdout.splitlines())
 
 
-@needs_store
 def test_django_command_reports_failed_jobs(
     tmp_path: Path, fake_provider: FakeProvider, fake_server: FakeServer
 ) -> None:
