@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import httpx
 
@@ -40,13 +40,16 @@ from ._flows import (
 )
 from ._inputs import read_inputs
 from ._jobs import AsyncJob, Job
-from ._models import JobData, ModelInfo
 from ._policy import PollPolicy, RetryPolicy
 from ._settings import Settings
 from ._steps import Flow
 from ._types import Kind, ProviderName
 from ._version import __version__
-from .dialects import DIALECTS, Dialect
+
+if TYPE_CHECKING:
+    # Loaded on first use: the pydantic models and the dialects come in when a client is made.
+    from ._models import JobData, ModelInfo
+    from .dialects import Dialect
 
 __all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobKind", "ProviderName"]
 
@@ -64,7 +67,7 @@ short enough that a stuck job never hangs a program forever."""
 DEFAULT_CONCURRENCY = 32
 """Requests in flight at once when waiting on many jobs or downloading several files."""
 
-JobRef = str | JobData | Job | AsyncJob
+JobRef: TypeAlias = "str | JobData | Job | AsyncJob"
 
 
 class _BaseClient(Generic[J]):
@@ -147,6 +150,8 @@ class _BaseClient(Generic[J]):
     _http: Any
 
     def _handle(self, job: JobRef, kind: str | None = None) -> J:
+        from ._models import JobData  # noqa: PLC0415 - loaded with the dialect, see above
+
         if isinstance(job, self._job_class) and job._client is self:
             return job
         if isinstance(job, (Job, AsyncJob)):
@@ -190,6 +195,8 @@ class _BaseClient(Generic[J]):
         Raises:
             ConfigurationError: If the data is malformed or belongs to another provider.
         """
+        from ._models import JobData  # noqa: PLC0415 - loaded with the dialect, see above
+
         try:
             snapshot = JobData.model_validate(dict(data))
         except ValueError as exc:
@@ -202,6 +209,8 @@ class _BaseClient(Generic[J]):
 
 
 def _resolve_dialect(provider: str | Dialect, base_url: str | None) -> Dialect:
+    from .dialects import DIALECTS, Dialect  # noqa: PLC0415 - the dialects load on first use
+
     if isinstance(provider, Dialect):
         return provider.with_base_url(base_url)
     if isinstance(provider, str):

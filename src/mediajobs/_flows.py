@@ -19,7 +19,7 @@ import heapq
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
@@ -32,7 +32,6 @@ from ._exceptions import (
     translate,
     wait_timeout_error,
 )
-from ._models import JobData, ModelInfo
 from ._policy import PollPolicy, RetryPolicy, parse_retry_after
 from ._retry import (
     RETRYABLE_STATUS,
@@ -56,6 +55,9 @@ from ._steps import (
     data_of,
     updated,
 )
+
+if TYPE_CHECKING:
+    from ._models import JobData, ModelInfo
 
 __all__ = [
     "GRACE",

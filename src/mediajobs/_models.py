@@ -7,7 +7,6 @@ Every dialect turns its provider's payloads into :class:`JobData`; the handles u
 from __future__ import annotations
 
 import re
-import sys
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
@@ -22,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticSerializationError, to_json
 
+from ._status import JobStatus
 from ._types import KINDS
 
 __all__ = [
@@ -34,17 +34,6 @@ __all__ = [
     "ModelInfo",
     "parse_time",
 ]
-
-if sys.version_info >= (3, 11):  # pragma: no cover - depends on the interpreter
-    from enum import StrEnum
-else:  # pragma: no cover - depends on the interpreter
-
-    class StrEnum(str, Enum):
-        """``enum.StrEnum`` for Python 3.10."""
-
-        def __str__(self) -> str:
-            return str(self.value)
-
 
 JobKind = str
 """One of ``"image"``, ``"image_edit"``, ``"video"``, ``"speech"``, ``"transcription"``."""
@@ -100,27 +89,6 @@ class _Frozen(BaseModel):
         if info.mode_is_json() and not _writable(dumped):
             return _scrub(dumped)
         return dumped
-
-
-class JobStatus(StrEnum):
-    """A job's normalized status, the same for every provider."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the job can no longer change."""
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset(
-    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
-)
 
 
 class Artifact(_Frozen):
