@@ -74,9 +74,11 @@ class _Frozen(BaseModel):
     Python decodes but no UTF-8 encoder can write. Such characters are kept as received in memory;
     in JSON mode (``model_dump(mode="json")``, ``job.to_dict()``) they become U+FFFD, so a
     snapshot can always be stored and sent on.
+
+    Validators and serializers are built on first use (``defer_build``), not at import.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
