@@ -6,6 +6,7 @@ Every dialect turns its provider's payloads into :class:`JobData`; the handles u
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -224,23 +225,36 @@ def parse_time(value: Any) -> datetime | None:
         raise ValueError(f"not a time: {value!r}")
     if value is None or (isinstance(value, (str, int, float)) and value in ("", 0)):
         return None
-    if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
-        value = float(value)
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-        if seconds > 1e11:  # milliseconds
-            seconds /= 1000.0
-        return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
     if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        if _NAIVE_SPACE.match(text):
-            text = text.replace(" ", "T", 1)
-        # Python 3.10's fromisoformat accepts only 3 or 6 fraction digits: normalize to 6.
-        text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
-        parsed = datetime.fromisoformat(text)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+        return _parse_text(value)
+    if isinstance(value, (int, float)):
+        return _from_unix(float(value))
     raise ValueError(f"not a time: {value!r}")
+
+
+def _from_unix(seconds: float) -> datetime:
+    if seconds > 1e11:  # milliseconds
+        seconds /= 1000.0
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_text(value: str) -> datetime:
+    """Parse a non-empty time string (cached: every poll of a job repeats its times).
+
+    Raises:
+        ValueError: When the text is in none of the formats :func:`parse_time` accepts.
+    """
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return _from_unix(float(text))
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    if _NAIVE_SPACE.match(text):
+        text = text.replace(" ", "T", 1)
+    # Python 3.10's fromisoformat accepts only 3 or 6 fraction digits: normalize to 6.
+    text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)

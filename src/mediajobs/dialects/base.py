@@ -169,15 +169,29 @@ def load_json(content: bytes | str) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
-def _requestable(url: str) -> bool:
-    """Tell whether httpx can request ``url``: http(s) with a host (cached: polls repeat URLs).
+def _joined(base: str, url: str) -> tuple[str, bool]:
+    """Resolve ``url`` against ``base``; tell whether httpx can request the result.
+
+    Requestable means http(s) with a host. Cached: every poll of a job repeats its URLs.
 
     Raises:
         httpx.InvalidURL: For a URL httpx cannot parse (control characters, bad ports, …).
         ValueError: For one it cannot encode.
     """
-    parsed = httpx.URL(url)
-    return parsed.scheme in ("http", "https") and bool(parsed.host)
+    resolved = urljoin(base, url)
+    parsed = _parsed(resolved)
+    return resolved, parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(url: str) -> httpx.URL:
+    """Parse a URL once (cached: ``httpx.URL`` values are immutable and polls repeat URLs).
+
+    Raises:
+        httpx.InvalidURL: For a URL httpx cannot parse.
+        ValueError: For one it cannot encode.
+    """
+    return httpx.URL(url)
 
 
 def _utf8(text: str) -> bool:
@@ -365,8 +379,7 @@ class Dialect:
                 brackets, control characters, unencodable characters, another scheme).
         """
         try:
-            resolved = urljoin(self.hosts[role].rstrip("/") + "/", url)
-            requestable = _requestable(resolved)
+            resolved, requestable = _joined(self.hosts[role].rstrip("/") + "/", url)
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
             raise ProtocolError(
                 f"malformed URL {_short(url)}", provider=self.name, field=field
@@ -394,13 +407,13 @@ class Dialect:
         """
         if server_url:
             try:
-                request = httpx.Request("GET", server_url)
+                url = _parsed(server_url)
             except (httpx.InvalidURL, ValueError):
                 pass  # a stored snapshot may hold anything: use the documented route
             else:
-                if self.is_api_url(request.url):
-                    return request
-        return httpx.Request("GET", self.url(path, role))
+                if self.is_api_url(url):
+                    return httpx.Request("GET", url)
+        return httpx.Request("GET", _parsed(self.url(path, role)))
 
     def is_api_url(self, url: str | httpx.URL) -> bool:
         """Tell whether a URL is on one of the provider's own API hosts (the key may go there).
@@ -856,15 +869,15 @@ class Dialect:
         if value is None or value in ("", {}):
             return None
         if isinstance(value, str):
-            return JobErrorInfo(message=value)
+            return JobErrorInfo.model_construct(message=value)
         if isinstance(value, Mapping):
             message = value.get("message") or value.get("error") or value.get("detail")
             code = value.get("code") if value.get("code") is not None else value.get("type")
-            return JobErrorInfo(
+            return JobErrorInfo.model_construct(
                 message=str(message) if message else json.dumps(dict(value), default=str),
                 code=None if code is None else str(code),
             )
-        return JobErrorInfo(message=str(value))
+        return JobErrorInfo.model_construct(message=str(value))
 
 
 def _check_base_url(base_url: str) -> str:

@@ -261,7 +261,8 @@ class TheRouter(Dialect):
                     field="image_count",
                 )
             urls = [self._content_url(previous.id, index) for index in range(max(count, 1))]
-        return JobData(
+        # Every field was read and type-checked above: built without a second validation.
+        return JobData.model_construct(
             id=previous.id,
             provider=self.name,
             status=status,
@@ -269,7 +270,7 @@ class TheRouter(Dialect):
             kind=kind,
             model=self.field(data, "model", str, default=previous.model),
             artifacts=[
-                Artifact(
+                Artifact.model_construct(
                     url=url,
                     index=index,
                     media_type=media_type_of(url, _KIND_MEDIA_TYPES.get(kind or "")),
@@ -278,7 +279,7 @@ class TheRouter(Dialect):
             ],
             error=self.error_info(data.get("error")),
             cost=self.field(usage, "cost_credits", float, default=None),
-            usage=usage,
+            usage=dict(usage),
             created_at=self.time_field(data, "created_at") or previous.created_at,
             completed_at=self.time_field(data, "completed_at"),
             expires_at=self.time_field(data, "expires_at") or previous.expires_at,

@@ -187,7 +187,8 @@ class WorldRouter(Dialect):
             where = "content.video_url" if route == "video" else "data"
             raise ProtocolError("a finished task lists no output", provider=self.name, field=where)
         default_type = "video/mp4" if route == "video" else None
-        return JobData(
+        # Every field was read and type-checked above: built without a second validation.
+        return JobData.model_construct(
             id=previous.id,
             provider=self.name,
             status=status,
@@ -195,11 +196,13 @@ class WorldRouter(Dialect):
             kind=previous.kind or route,
             model=self.field(data, "model", str, default=previous.model),
             artifacts=[
-                Artifact(url=url, index=index, media_type=media_type_of(url, default_type))
+                Artifact.model_construct(
+                    url=url, index=index, media_type=media_type_of(url, default_type)
+                )
                 for index, url in enumerate(urls)
             ],
             error=self.error_info(data.get("error")),
-            usage=self.field(data, "usage", dict, default={}),
+            usage=dict(self.field(data, "usage", dict, default={})),
             created_at=(
                 self.time_field(data, "created_at")
                 or self.time_field(data, "created")
