@@ -310,8 +310,6 @@ def check_usable(dialect: Dialect, job: mj.JobData) -> None:
     """What the engine does next with a snapshot must not fail."""
     assert job.provider == dialect.name
     assert job.id
-    # Dialects build snapshots without re-validating them: each must pass strict validation.
-    assert mj.JobData.model_validate(job.model_dump(), strict=True) == job
     json.dumps(job.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
     dialect.build_poll(job)
     for artifact in job.artifacts:

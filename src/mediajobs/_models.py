@@ -232,6 +232,7 @@ def parse_time(value: Any) -> datetime | None:
     raise ValueError(f"not a time: {value!r}")
 
 
+@functools.lru_cache(maxsize=1024)
 def _from_unix(seconds: float) -> datetime:
     if seconds > 1e11:  # milliseconds
         seconds /= 1000.0

@@ -25,7 +25,7 @@ import math
 import posixpath
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -208,9 +208,11 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(method)
     def guarded(self: Dialect, *args: Any, **kwargs: Any) -> T:
-        previous = kwargs.get("previous")
-        with self.reading_job(previous.id if isinstance(previous, JobData) else None):
+        try:  # reading_job's rule, without a context manager on every poll
             return method(self, *args, **kwargs)
+        except Exception as exc:
+            previous = kwargs.get("previous")
+            self._reraise(exc, previous.id if isinstance(previous, JobData) else None)
 
     guarded.__dict__["_mediajobs_guarded"] = True
     return guarded
@@ -728,7 +730,7 @@ class Dialect:
             ProtocolError: If the field is absent (and no default), has the wrong type, or
                 is a float that is not finite or an int too large for one.
         """
-        value = data.get(name) if isinstance(data, Mapping) else None
+        value = data.get(name) if type(data) is dict or isinstance(data, Mapping) else None
         if value is None:
             if default is not _MISSING:
                 return default  # type: ignore[no-any-return]
@@ -812,14 +814,18 @@ class Dialect:
         """
         try:
             yield
-        except ProtocolError as exc:
+        except Exception as exc:
+            self._reraise(exc, job_id)
+
+    def _reraise(self, exc: Exception, job_id: str | None) -> NoReturn:
+        """Raise what :meth:`reading_job` turns a failure into."""
+        if isinstance(exc, ProtocolError):
             if exc.job_id is None:
                 exc.job_id = job_id
-            raise
-        except (MediaJobsError, Warning):  # a warning the filters made an error stays one
-            raise
-        except Exception as exc:
-            raise self.unreadable(exc, job_id=job_id) from exc
+            raise exc
+        if isinstance(exc, (MediaJobsError, Warning)):  # a warning the filters made an error
+            raise exc
+        raise self.unreadable(exc, job_id=job_id) from exc
 
     def unreadable(self, exc: BaseException, *, job_id: str | None = None) -> ProtocolError:
         """Return the :class:`~mediajobs.ProtocolError` for an unexpected parsing failure.
@@ -869,15 +875,15 @@ class Dialect:
         if value is None or value in ("", {}):
             return None
         if isinstance(value, str):
-            return JobErrorInfo.model_construct(message=value)
+            return JobErrorInfo(message=value)
         if isinstance(value, Mapping):
             message = value.get("message") or value.get("error") or value.get("detail")
             code = value.get("code") if value.get("code") is not None else value.get("type")
-            return JobErrorInfo.model_construct(
+            return JobErrorInfo(
                 message=str(message) if message else json.dumps(dict(value), default=str),
                 code=None if code is None else str(code),
             )
-        return JobErrorInfo.model_construct(message=str(value))
+        return JobErrorInfo(message=str(value))
 
 
 def _check_base_url(base_url: str) -> str:

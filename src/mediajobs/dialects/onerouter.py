@@ -254,8 +254,7 @@ class OneRouter(Dialect):
             urls, "query", str, default=None
         )
         cost = self.field(data, "cost", dict, default={})
-        # Every field was read and type-checked above: built without a second validation.
-        return JobData.model_construct(
+        return JobData(
             id=task_id,
             provider=self.name,
             status=self.normalize_status(raw_status),
@@ -263,12 +262,12 @@ class OneRouter(Dialect):
             kind=kind,
             model=self.field(data, "model", str, default=model),
             artifacts=[
-                Artifact.model_construct(url=self.resolve(url, role, field=where), index=index)
+                Artifact(url=self.resolve(url, role, field=where), index=index)
                 for index, (where, url) in enumerate(self._outputs(data, urls))
             ],
             error=self.error_info(data.get("fail_reason")),
             cost=self.field(cost, "total_cost", float, default=None),
-            usage=dict(cost),
+            usage=cost,
             created_at=self.time_field(data, "created_at") or self.time_field(data, "submit_time"),
             completed_at=self.time_field(data, "finish_time"),
             poll_url=self.resolve(link, role, field="urls.get") if link else poll_url,

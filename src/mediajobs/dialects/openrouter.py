@@ -219,8 +219,7 @@ class OpenRouter(Dialect):
         raw_status = self.field(body, "status", str)
         polling_url = self.field(body, "polling_url", str, default=None)
         usage = self.field(body, "usage", dict, default={})
-        # Every field was read and type-checked above: built without a second validation.
-        return JobData.model_construct(
+        return JobData(
             id=job_id,
             provider=self.name,
             status=self.normalize_status(raw_status),
@@ -230,7 +229,7 @@ class OpenRouter(Dialect):
             artifacts=self._artifacts(body),
             error=self.error_info(body.get("error")),
             cost=self.field(usage, "cost", float, default=None),
-            usage=dict(usage),
+            usage=usage,
             expires_at=self.time_field(body, "expires_at"),
             poll_url=self.resolve(polling_url, field="polling_url") if polling_url else poll_url,
             raw=dict(body),
@@ -241,7 +240,7 @@ class OpenRouter(Dialect):
         signed = self._urls(body, "urls")
         keyed = self._urls(body, "unsigned_urls")
         return [
-            Artifact.model_construct(
+            Artifact(
                 url=url or fallback or "",
                 index=index,
                 media_type="video/mp4",

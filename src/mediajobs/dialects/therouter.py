@@ -261,8 +261,7 @@ class TheRouter(Dialect):
                     field="image_count",
                 )
             urls = [self._content_url(previous.id, index) for index in range(max(count, 1))]
-        # Every field was read and type-checked above: built without a second validation.
-        return JobData.model_construct(
+        return JobData(
             id=previous.id,
             provider=self.name,
             status=status,
@@ -270,7 +269,7 @@ class TheRouter(Dialect):
             kind=kind,
             model=self.field(data, "model", str, default=previous.model),
             artifacts=[
-                Artifact.model_construct(
+                Artifact(
                     url=url,
                     index=index,
                     media_type=media_type_of(url, _KIND_MEDIA_TYPES.get(kind or "")),
@@ -279,7 +278,7 @@ class TheRouter(Dialect):
             ],
             error=self.error_info(data.get("error")),
             cost=self.field(usage, "cost_credits", float, default=None),
-            usage=dict(usage),
+            usage=usage,
             created_at=self.time_field(data, "created_at") or previous.created_at,
             completed_at=self.time_field(data, "completed_at"),
             expires_at=self.time_field(data, "expires_at") or previous.expires_at,
@@ -322,7 +321,7 @@ def _job_path(job_id: str) -> str:
 
 def _kind_from_id(job_id: str) -> str | None:
     """Return the kind an id's prefix implies, if it implies one."""
-    return next((k for p, k in _ID_PREFIX_KINDS.items() if job_id.startswith(p)), None)
+    return _ID_PREFIX_KINDS.get(job_id[:4])
 
 
 def _form_value(value: Any) -> str:

@@ -187,8 +187,7 @@ class WorldRouter(Dialect):
             where = "content.video_url" if route == "video" else "data"
             raise ProtocolError("a finished task lists no output", provider=self.name, field=where)
         default_type = "video/mp4" if route == "video" else None
-        # Every field was read and type-checked above: built without a second validation.
-        return JobData.model_construct(
+        return JobData(
             id=previous.id,
             provider=self.name,
             status=status,
@@ -196,13 +195,11 @@ class WorldRouter(Dialect):
             kind=previous.kind or route,
             model=self.field(data, "model", str, default=previous.model),
             artifacts=[
-                Artifact.model_construct(
-                    url=url, index=index, media_type=media_type_of(url, default_type)
-                )
+                Artifact(url=url, index=index, media_type=media_type_of(url, default_type))
                 for index, url in enumerate(urls)
             ],
             error=self.error_info(data.get("error")),
-            usage=dict(self.field(data, "usage", dict, default={})),
+            usage=self.field(data, "usage", dict, default={}),
             created_at=(
                 self.time_field(data, "created_at")
                 or self.time_field(data, "created")
