@@ -818,7 +818,13 @@ class Dialect:
             self._reraise(exc, job_id)
 
     def _reraise(self, exc: Exception, job_id: str | None) -> NoReturn:
-        """Raise what :meth:`reading_job` turns a failure into."""
+        """Raise what :meth:`reading_job` turns a failure into.
+
+        Raises:
+            ProtocolError: ``exc`` itself (given ``job_id`` if it had none), or a new one
+                for any failure that is not a :class:`~mediajobs.MediaJobsError`.
+            MediaJobsError: ``exc`` itself when it is one (or a warning made an error).
+        """
         if isinstance(exc, ProtocolError):
             if exc.job_id is None:
                 exc.job_id = job_id
