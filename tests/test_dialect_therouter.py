@@ -384,6 +384,24 @@ def test_poll_ignores_a_polling_url_on_another_host(dialect: TheRouter) -> None:
     assert dialect.build_poll(job).url == f"{API}/v1/jobs/{JOB_ID}"
 
 
+def test_repeated_polls_get_requests_of_their_own(dialect: TheRouter) -> None:
+    # Parsed URLs are cached across polls; the requests built from them must not be shared.
+    job = submitted(dialect, {**SUBMITTED, "polling_url": f"{API}/v2/jobs/{JOB_ID}"})
+    first, second = dialect.build_poll(job), dialect.build_poll(job)
+    assert first is not second
+    first.headers["Authorization"] = "Bearer k"
+    assert "Authorization" not in second.headers
+    assert second.url == first.url == f"{API}/v2/jobs/{JOB_ID}"
+    moved = TheRouter("http://127.0.0.1:8123")
+    assert moved.build_poll(job).url == f"http://127.0.0.1:8123/v1/jobs/{JOB_ID}"
+
+
+def test_a_stored_malformed_polling_url_falls_back_every_time(dialect: TheRouter) -> None:
+    job = submitted(dialect).model_copy(update={"poll_url": "http://[::1"})
+    for _ in range(2):
+        assert dialect.build_poll(job).url == f"{API}/v1/jobs/{JOB_ID}"
+
+
 def test_poll_of_a_stored_id_keeps_the_id_in_one_segment(dialect: TheRouter) -> None:
     request = dialect.build_poll(dialect.job_for_id("img_a/b?c"))
     assert request.url.raw_path == b"/v1/jobs/img_a%2Fb%3Fc"

@@ -39,6 +39,19 @@ def test_parse_time_rejects_garbage(value: object) -> None:
         parse_time(value)
 
 
+def test_parse_time_caches_by_value_and_type() -> None:
+    # Polls repeat their times, so results are cached: 1 and True must not share an entry,
+    # and a refusal must be repeated, not replaced by an earlier answer.
+    first = parse_time(1)
+    assert parse_time(1) == first == parse_time("1") == parse_time(1.0)
+    with pytest.raises(ValueError):
+        parse_time(True)
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            parse_time("2024-13-45 99:00:00")
+    assert parse_time(" 2026-05-15T12:00:00Z ") == parse_time("2026-05-15T12:00:00Z")
+
+
 def test_status_terminality() -> None:
     terminal = {s for s in mj.JobStatus if s.is_terminal}
     assert terminal == {

@@ -39,7 +39,6 @@ RECIPES = ROOT / "docs" / "recipes.md"
 MIGRATING = ROOT / "docs" / "migrating.md"
 
 
-
 def block_after(page: Path, text: str) -> Block:
     """The first python block after the line of ``page`` that starts with ``text``."""
     lines = page.read_text(encoding="utf-8").splitlines()

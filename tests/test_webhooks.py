@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mediajobs as mj
-from mediajobs import _models, _webhooks
+from mediajobs import _status, _webhooks
 from mediajobs.dialects import OpenRouter, TheRouter, UnknownStatusWarning
 from mediajobs.testing import webhook_event
 from mediajobs.webhooks import (
@@ -544,4 +544,4 @@ def test_is_newer_ranks_every_status() -> None:
                 assert not is_newer(old, new)
             if new is old:
                 assert not is_newer(old, new)
-        assert set(_models._RANK) == set(S)
+        assert set(_status._RANK) == set(S)

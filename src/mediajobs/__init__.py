@@ -47,7 +47,8 @@ from ._version import __version__
 # and the dialects.
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("AsyncClient", "AsyncJob", "Client", "Job"), "_client"),
-    **dict.fromkeys(("Artifact", "JobData", "JobErrorInfo", "JobStatus", "ModelInfo"), "_models"),
+    **dict.fromkeys(("Artifact", "JobData", "JobErrorInfo", "ModelInfo"), "_models"),
+    "JobStatus": "_status",
     **dict.fromkeys(("Kind", "ProviderName"), "_types"),
     **dict.fromkeys(("PollPolicy", "RetryPolicy"), "_policy"),
     **dict.fromkeys(("Dialect", "UnknownStatusWarning"), "dialects"),
@@ -57,8 +58,9 @@ _LAZY: dict[str, str] = {
 
 if _typing.TYPE_CHECKING:
     from ._client import AsyncClient, AsyncJob, Client, Job
-    from ._models import Artifact, JobData, JobErrorInfo, JobStatus, ModelInfo
+    from ._models import Artifact, JobData, JobErrorInfo, ModelInfo
     from ._policy import PollPolicy, RetryPolicy
+    from ._status import JobStatus
     from ._store import JobStore, StoredFile, StoredJob
     from ._types import Kind, ProviderName
     from ._webhooks import WebhookEvent

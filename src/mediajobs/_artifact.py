@@ -45,11 +45,11 @@ from ._exceptions import (
     translate,
 )
 from ._flows import refresh_flow
-from ._models import Artifact, JobData, JobStatus
 from ._naming import safe_stem, safe_url
 from ._policy import parse_retry_after
 from ._retry import RETRYABLE_STATUS, RetryRule
 from ._settings import Settings
+from ._status import JobStatus
 from ._steps import (
     Blocking,
     Consume,
@@ -70,6 +70,8 @@ from ._steps import (
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from ._models import Artifact, JobData
 
 __all__ = [
     "MAX_REDIRECTS",

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar, overload
 
 import anyio
 import httpx
@@ -44,13 +44,17 @@ from ._flows import (
 )
 from ._inputs import read_inputs
 from ._jobs import AsyncJob, Job
-from ._models import JobData, ModelInfo, is_newer
 from ._policy import PollPolicy, RetryPolicy
 from ._settings import Settings
+from ._status import is_newer
 from ._steps import Event, Flow, StatusSeen
 from ._types import Kind, ProviderName
 from ._version import __version__
-from .dialects import DIALECTS, Dialect
+
+if TYPE_CHECKING:
+    # Loaded on first use: the pydantic models and the dialects come in when a client is made.
+    from ._models import JobData, ModelInfo
+    from .dialects import Dialect
 
 if TYPE_CHECKING:
     from ._models import JobStatus
@@ -78,7 +82,7 @@ WEBHOOK_POLL = PollPolicy(initial=60.0, factor=1.5, max_interval=600.0, jitter=0
 polls are only a safety net for lost deliveries (after 1 minute, then 1.5x longer each time,
 at most every 10 minutes)."""
 
-JobRef = str | JobData | Job | AsyncJob
+JobRef: TypeAlias = "str | JobData | Job | AsyncJob"
 
 
 class _BaseClient(Generic[J]):
@@ -194,6 +198,8 @@ class _BaseClient(Generic[J]):
     _http: Any
 
     def _handle(self, job: JobRef, kind: str | None = None) -> J:
+        from ._models import JobData  # noqa: PLC0415 - loaded with the dialect, see above
+
         if isinstance(job, self._job_class) and job._client is self:
             return job
         if isinstance(job, (Job, AsyncJob)):
@@ -291,6 +297,7 @@ class _BaseClient(Generic[J]):
         self, status: Any, labels: Mapping[str, Any] | None, downloaded: bool | None
     ) -> Any:
         """The body of ``jobs()``: records from the store, as handles (or unknown submits)."""
+        from ._models import JobData  # noqa: PLC0415 - loaded with the dialect
         from ._store._wiring import JobInfo, statuses_of  # noqa: PLC0415
 
         recorder = self._store_recorder
@@ -374,6 +381,8 @@ class _BaseClient(Generic[J]):
         Raises:
             ConfigurationError: If the data is malformed or belongs to another provider.
         """
+        from ._models import JobData  # noqa: PLC0415 - loaded with the dialect, see above
+
         try:
             snapshot = JobData.model_validate(dict(data))
         except ValueError as exc:
@@ -418,6 +427,8 @@ def _attach(handle: Job | AsyncJob, info: JobInfo) -> None:
 
 
 def _resolve_dialect(provider: str | Dialect, base_url: str | None) -> Dialect:
+    from .dialects import DIALECTS, Dialect  # noqa: PLC0415 - the dialects load on first use
+
     if isinstance(provider, Dialect):
         return provider.with_base_url(base_url)
     if isinstance(provider, str):

@@ -48,7 +48,7 @@ from ._steps import (
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-    import anyio.abc
+    import anyio.abc  # noqa: TC004 - only in a class annotation (a string here)
 
     from ._models import JobData
 

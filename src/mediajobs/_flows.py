@@ -19,7 +19,7 @@ import heapq
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
@@ -34,7 +34,6 @@ from ._exceptions import (
     translate,
     wait_timeout_error,
 )
-from ._models import JobData, ModelInfo, is_newer
 from ._policy import PollPolicy, RetryPolicy, parse_retry_after
 from ._retry import (
     RETRYABLE_STATUS,
@@ -44,6 +43,7 @@ from ._retry import (
     submit_may_retry,
 )
 from ._settings import MIN_REQUEST_TIME, Settings
+from ._status import is_newer
 from ._steps import (
     Claim,
     Flow,
@@ -62,6 +62,9 @@ from ._steps import (
     data_of,
     updated,
 )
+
+if TYPE_CHECKING:
+    from ._models import JobData, ModelInfo
 
 __all__ = [
     "GRACE",
@@ -523,7 +526,7 @@ def wait_flow(
                     delay = max(remaining - min(1.0, remaining / 2), 0.0)
                     last_poll = True
             pushed = yield Sleep(delay, wake=data.id)
-            if isinstance(pushed, JobData) and _moves_on(data, pushed, last_poll):
+            if pushed is not None and _moves_on(data, pushed, last_poll):
                 data, hint = pushed, None  # a verified push: no request needed
                 job, changed = yield from observe(job, data)
                 if changed:

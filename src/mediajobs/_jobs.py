@@ -13,12 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._models import Artifact, JobData, JobErrorInfo, JobStatus
 from ._policy import PollPolicy
 
 if TYPE_CHECKING:
     from ._client import AsyncClient, Client  # noqa: F401  (named in the base classes)
     from ._drivers import OnProgress
+    from ._models import Artifact, JobData, JobErrorInfo, JobStatus
 
 __all__ = ["AsyncJob", "Job"]
 

@@ -6,8 +6,8 @@ Every dialect turns its provider's payloads into :class:`JobData`; the handles u
 
 from __future__ import annotations
 
+import functools
 import re
-import sys
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticSerializationError, to_json
 
+from ._status import JobStatus
 from ._types import KINDS
 
 __all__ = [
@@ -34,17 +35,6 @@ __all__ = [
     "ModelInfo",
     "parse_time",
 ]
-
-if sys.version_info >= (3, 11):  # pragma: no cover - depends on the interpreter
-    from enum import StrEnum
-else:  # pragma: no cover - depends on the interpreter
-
-    class StrEnum(str, Enum):
-        """``enum.StrEnum`` for Python 3.10."""
-
-        def __str__(self) -> str:
-            return str(self.value)
-
 
 JobKind = str
 """One of ``"image"``, ``"image_edit"``, ``"video"``, ``"speech"``, ``"transcription"``."""
@@ -85,9 +75,11 @@ class _Frozen(BaseModel):
     Python decodes but no UTF-8 encoder can write. Such characters are kept as received in memory;
     in JSON mode (``model_dump(mode="json")``, ``job.to_dict()``) they become U+FFFD, so a
     snapshot can always be stored and sent on.
+
+    Validators and serializers are built on first use (``defer_build``), not at import.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
@@ -100,27 +92,6 @@ class _Frozen(BaseModel):
         if info.mode_is_json() and not _writable(dumped):
             return _scrub(dumped)
         return dumped
-
-
-class JobStatus(StrEnum):
-    """A job's normalized status, the same for every provider."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the job can no longer change."""
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset(
-    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
-)
 
 
 class Artifact(_Frozen):
@@ -254,49 +225,37 @@ def parse_time(value: Any) -> datetime | None:
         raise ValueError(f"not a time: {value!r}")
     if value is None or (isinstance(value, (str, int, float)) and value in ("", 0)):
         return None
-    if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
-        value = float(value)
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-        if seconds > 1e11:  # milliseconds
-            seconds /= 1000.0
-        return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
     if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        if _NAIVE_SPACE.match(text):
-            text = text.replace(" ", "T", 1)
-        # Python 3.10's fromisoformat accepts only 3 or 6 fraction digits: normalize to 6.
-        text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
-        parsed = datetime.fromisoformat(text)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+        return _parse_text(value)
+    if isinstance(value, (int, float)):
+        return _from_unix(float(value))
     raise ValueError(f"not a time: {value!r}")
 
 
-_RANK: dict[JobStatus, int] = {
-    JobStatus.QUEUED: 0,
-    JobStatus.RUNNING: 1,
-    JobStatus.SUCCEEDED: 2,
-    JobStatus.FAILED: 2,
-    JobStatus.CANCELLED: 2,
-    JobStatus.EXPIRED: 2,
-}
+@functools.lru_cache(maxsize=1024)
+def _from_unix(seconds: float) -> datetime:
+    if seconds > 1e11:  # milliseconds
+        seconds /= 1000.0
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
 
 
-def is_newer(old: JobStatus, new: JobStatus) -> bool:
-    """Tell whether ``new`` moves a job forward from ``old`` (events can arrive out of order).
+@functools.lru_cache(maxsize=1024)
+def _parse_text(value: str) -> datetime:
+    """Parse a non-empty time string (cached: every poll of a job repeats its times).
 
-    Queued < running < terminal. A terminal status is never replaced: a job finishes once, so
-    a late non-terminal event, or a second, different terminal one, changes nothing.
-
-    Args:
-        old: The status already known.
-        new: The status an event or poll reports.
-
-    Returns:
-        ``True`` when ``new`` should replace ``old``.
+    Raises:
+        ValueError: When the text is in none of the formats :func:`parse_time` accepts.
     """
-    return _RANK[new] > _RANK[old]
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return _from_unix(float(text))
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    if _NAIVE_SPACE.match(text):
+        text = text.replace(" ", "T", 1)
+    # Python 3.10's fromisoformat accepts only 3 or 6 fraction digits: normalize to 6.
+    text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)

@@ -11,12 +11,15 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
 from ._exceptions import APIError
 from ._policy import PollPolicy, RetryPolicy
-from .dialects.base import Dialect
+
+if TYPE_CHECKING:
+    from .dialects.base import Dialect
 
 __all__ = ["MIN_REQUEST_TIME", "Settings"]
 

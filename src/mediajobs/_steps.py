@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import httpx
 
-from ._models import JobData
-
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from ._models import JobData
 
 __all__ = [
     "Blocking",

@@ -30,7 +30,8 @@ from typing import Generic, Protocol, TypeVar
 import httpx
 
 from ._exceptions import ConfigurationError, MediaJobsError
-from ._models import JobData, is_newer
+from ._models import JobData
+from ._status import is_newer
 from ._webhook_formats import (
     DEFAULT_TOLERANCE,
     REASONS,

@@ -25,7 +25,7 @@ import math
 import posixpath
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -170,15 +170,29 @@ def load_json(content: bytes | str) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
-def _requestable(url: str) -> bool:
-    """Tell whether httpx can request ``url``: http(s) with a host (cached: polls repeat URLs).
+def _joined(base: str, url: str) -> tuple[str, bool]:
+    """Resolve ``url`` against ``base``; tell whether httpx can request the result.
+
+    Requestable means http(s) with a host. Cached: every poll of a job repeats its URLs.
 
     Raises:
         httpx.InvalidURL: For a URL httpx cannot parse (control characters, bad ports, …).
         ValueError: For one it cannot encode.
     """
-    parsed = httpx.URL(url)
-    return parsed.scheme in ("http", "https") and bool(parsed.host)
+    resolved = urljoin(base, url)
+    parsed = _parsed(resolved)
+    return resolved, parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(url: str) -> httpx.URL:
+    """Parse a URL once (cached: ``httpx.URL`` values are immutable and polls repeat URLs).
+
+    Raises:
+        httpx.InvalidURL: For a URL httpx cannot parse.
+        ValueError: For one it cannot encode.
+    """
+    return httpx.URL(url)
 
 
 def _utf8(text: str) -> bool:
@@ -195,9 +209,11 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(method)
     def guarded(self: Dialect, *args: Any, **kwargs: Any) -> T:
-        previous = kwargs.get("previous")
-        with self.reading_job(previous.id if isinstance(previous, JobData) else None):
+        try:  # reading_job's rule, without a context manager on every poll
             return method(self, *args, **kwargs)
+        except Exception as exc:
+            previous = kwargs.get("previous")
+            self._reraise(exc, previous.id if isinstance(previous, JobData) else None)
 
     guarded.__dict__["_mediajobs_guarded"] = True
     return guarded
@@ -369,8 +385,7 @@ class Dialect:
                 brackets, control characters, unencodable characters, another scheme).
         """
         try:
-            resolved = urljoin(self.hosts[role].rstrip("/") + "/", url)
-            requestable = _requestable(resolved)
+            resolved, requestable = _joined(self.hosts[role].rstrip("/") + "/", url)
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
             raise ProtocolError(
                 f"malformed URL {_short(url)}", provider=self.name, field=field
@@ -398,13 +413,13 @@ class Dialect:
         """
         if server_url:
             try:
-                request = httpx.Request("GET", server_url)
+                url = _parsed(server_url)
             except (httpx.InvalidURL, ValueError):
                 pass  # a stored snapshot may hold anything: use the documented route
             else:
-                if self.is_api_url(request.url):
-                    return request
-        return httpx.Request("GET", self.url(path, role))
+                if self.is_api_url(url):
+                    return httpx.Request("GET", url)
+        return httpx.Request("GET", _parsed(self.url(path, role)))
 
     def is_api_url(self, url: str | httpx.URL) -> bool:
         """Tell whether a URL is on one of the provider's own API hosts (the key may go there).
@@ -719,7 +734,7 @@ class Dialect:
             ProtocolError: If the field is absent (and no default), has the wrong type, or
                 is a float that is not finite or an int too large for one.
         """
-        value = data.get(name) if isinstance(data, Mapping) else None
+        value = data.get(name) if type(data) is dict or isinstance(data, Mapping) else None
         if value is None:
             if default is not _MISSING:
                 return default  # type: ignore[no-any-return]
@@ -803,14 +818,24 @@ class Dialect:
         """
         try:
             yield
-        except ProtocolError as exc:
+        except Exception as exc:
+            self._reraise(exc, job_id)
+
+    def _reraise(self, exc: Exception, job_id: str | None) -> NoReturn:
+        """Raise what :meth:`reading_job` turns a failure into.
+
+        Raises:
+            ProtocolError: ``exc`` itself (given ``job_id`` if it had none), or a new one
+                for any failure that is not a :class:`~mediajobs.MediaJobsError`.
+            MediaJobsError: ``exc`` itself when it is one (or a warning made an error).
+        """
+        if isinstance(exc, ProtocolError):
             if exc.job_id is None:
                 exc.job_id = job_id
-            raise
-        except (MediaJobsError, Warning):  # a warning the filters made an error stays one
-            raise
-        except Exception as exc:
-            raise self.unreadable(exc, job_id=job_id) from exc
+            raise exc
+        if isinstance(exc, (MediaJobsError, Warning)):  # a warning the filters made an error
+            raise exc
+        raise self.unreadable(exc, job_id=job_id) from exc
 
     def unreadable(self, exc: BaseException, *, job_id: str | None = None) -> ProtocolError:
         """Return the :class:`~mediajobs.ProtocolError` for an unexpected parsing failure.

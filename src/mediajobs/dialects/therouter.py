@@ -321,7 +321,7 @@ def _job_path(job_id: str) -> str:
 
 def _kind_from_id(job_id: str) -> str | None:
     """Return the kind an id's prefix implies, if it implies one."""
-    return next((k for p, k in _ID_PREFIX_KINDS.items() if job_id.startswith(p)), None)
+    return _ID_PREFIX_KINDS.get(job_id[:4])
 
 
 def _form_value(value: Any) -> str:
