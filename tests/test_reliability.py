@@ -563,11 +563,8 @@ def test_a_resume_never_splices_two_objects(
 # ---------------------------------------------------------- 10: a deadline that is NaN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 10: wait(timeout=nan) never times out; it must be refused as invalid",
-)
-def test_a_nan_wait_timeout_is_refused(mode: str) -> None:
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, -1.0, 0.0])
+def test_a_non_finite_or_negative_wait_timeout_is_refused(mode: str, timeout: float) -> None:
     stop = threading.Event()
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -582,14 +579,51 @@ def test_a_nan_wait_timeout_is_refused(mode: str) -> None:
         return run(
             mode,
             "openrouter",
-            lambda c: c.wait("j1", timeout=math.nan),
+            lambda c: c.wait("j1", timeout=timeout),
             transport=mock(handle),
             **options,
         )
 
-    with pytest.raises(mj.MediaJobsError) as caught:
+    with pytest.raises(mj.ConfigurationError, match="timeout must be a finite number"):
         bounded(wait, release=stop.set, limit=3)
-    assert not isinstance(caught.value, mj.AuthenticationError)  # refused, not released
+
+
+@pytest.mark.parametrize("option", ["timeout", "wait_timeout"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -5, 0])
+@pytest.mark.parametrize("client_class", [mj.Client, mj.AsyncClient])
+def test_a_bad_client_timeout_is_refused_at_construction(
+    client_class: type[Any], option: str, value: float
+) -> None:
+    with pytest.raises(mj.ConfigurationError, match=option):
+        client_class("openrouter", api_key=KEY, **{option: value})
+
+
+def test_many_job_waits_refuse_a_nan_timeout(mode: str) -> None:
+    def act(client: Any) -> Any:
+        return client.wait_all(["j1"], timeout=math.nan)
+
+    with pytest.raises(mj.ConfigurationError, match="timeout"):
+        run(mode, "openrouter", act, transport=mock(never_done), **client_options(API))
+
+
+def test_a_retry_after_of_zero_on_every_poll_keeps_the_poll_floor(mode: str) -> None:
+    polls: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        polls.append(request)
+        return httpx.Response(200, json=RUNNING, headers={"Retry-After": "0"})
+
+    floor = mj.PollPolicy(initial=0.1, max_interval=0.1, jitter=0, min_interval=0.1)
+    options = client_options(API, poll=floor)
+    with pytest.raises(mj.WaitTimeoutError):
+        run(
+            mode,
+            "openrouter",
+            lambda c: c.wait("j1", timeout=0.5),
+            transport=mock(handle),
+            **options,
+        )
+    assert 1 <= len(polls) <= 7  # 0.5 s at one poll per 0.1 s at least, not thousands
 
 
 # ------------------------------------------------ 11: leaving as_completed early

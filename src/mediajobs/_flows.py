@@ -33,7 +33,7 @@ from ._exceptions import (
     wait_timeout_error,
 )
 from ._models import JobData, ModelInfo
-from ._policy import PollPolicy, RetryPolicy, parse_retry_after
+from ._policy import PollPolicy, RetryPolicy, check_timeout, parse_retry_after
 from ._retry import (
     RETRYABLE_STATUS,
     DeadlineReachedError,
@@ -332,9 +332,10 @@ def wait_flow(
         JobCancelledError: The job was cancelled.
         JobExpiredError: The job expired.
         WaitTimeoutError: When the deadline passes first (``.job`` is ``job``, as last seen).
+        ConfigurationError: When ``timeout`` is not a finite number of seconds > 0.
         MediaJobsError: When a status read fails beyond retries.
     """
-    timeout = settings.wait_timeout if timeout is None else timeout
+    timeout = settings.wait_timeout if timeout is None else check_timeout(timeout, "timeout")
     deadline = None if timeout is None else settings.clock() + timeout
     policy = poll or settings.poll
     data = data_of(job)
@@ -405,6 +406,9 @@ class ManyWait(Generic[H]):
         timeout: Seconds for the whole batch (one shared deadline); ``None`` uses the client's
             ``wait_timeout``.
         poll: A poll policy; ``None`` uses the client's.
+
+    Raises:
+        ConfigurationError: When ``timeout`` is not a finite number of seconds > 0.
     """
 
     def __init__(
@@ -419,7 +423,9 @@ class ManyWait(Generic[H]):
         self._single = replace(settings, retry=RetryPolicy.none())
         self._rule = RetryRule(settings.retry, clock=settings.clock, random=settings.random)
         self.policy = poll or settings.poll
-        self.timeout = settings.wait_timeout if timeout is None else timeout
+        self.timeout = (
+            settings.wait_timeout if timeout is None else check_timeout(timeout, "timeout")
+        )
         now = settings.clock()
         self.deadline = None if self.timeout is None else now + self.timeout
         self.results: list[H] = list(jobs)
