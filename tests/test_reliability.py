@@ -699,10 +699,6 @@ def one_blocked_async() -> Callable[[httpx.Request], Any]:
 OPERATIONS = ["submit", "get", "wait", "refresh", "download", "wait_all"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 12: a closed client raises httpx's RuntimeError; it must raise a MediaJobsError",
-)
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_a_closed_client_raises_a_typed_error(mode: str, operation: str, tmp_path: Path) -> None:
     options = client_options("http://127.0.0.1:9")  # never contacted: the client is closed
@@ -720,20 +716,60 @@ def test_a_closed_client_raises_a_typed_error(mode: str, operation: str, tmp_pat
         }
         return calls[operation]()
 
+    closed = "the client is closed"
     if mode == "sync":
         client = mj.Client("openrouter", **options)
         client.close()
-        with pytest.raises(mj.MediaJobsError):
+        with pytest.raises(mj.ConfigurationError, match=closed):
             call(client)
         return
 
     async def main() -> None:
         client = mj.AsyncClient("openrouter", **options)
         await client.aclose()
-        with pytest.raises(mj.MediaJobsError):
+        with pytest.raises(mj.ConfigurationError, match=closed):
             await call(client)
 
     anyio.run(main, backend=mode)
+
+
+def test_an_httpx_client_closed_by_its_owner_gives_the_same_error(mode: str) -> None:
+    if mode == "sync":
+        http = httpx.Client(transport=httpx.MockTransport(never_done))
+        http.close()
+        client = mj.Client("openrouter", http_client=http, **client_options(API))
+        with pytest.raises(mj.ConfigurationError, match="the client is closed"):
+            client.get("j1")
+        return
+
+    async def main() -> None:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(never_done))
+        await http.aclose()
+        async with mj.AsyncClient("openrouter", http_client=http, **client_options(API)) as client:
+            with pytest.raises(mj.ConfigurationError, match="the client is closed"):
+                await client.get("j1")
+
+    anyio.run(main, backend=mode)
+
+
+def test_a_client_closed_during_a_wait_stops_it_with_the_same_error(
+    mode: str, hostile: HostileServer
+) -> None:
+    hostile.on("/api/v1/videos/j1", json_reply(200, RUNNING))
+
+    # on_update closes the client after the first poll: the next poll must not be sent.
+    def act(client: Any) -> Any:
+        if isinstance(client, mj.Client):
+            return client.wait("j1", timeout=30, on_update=lambda _: client.close())
+
+        async def close(_: Any) -> None:
+            await client.aclose()
+
+        return client.wait("j1", timeout=30, on_update=close)
+
+    with pytest.raises(mj.ConfigurationError, match="the client is closed"):
+        run(mode, "openrouter", act, **client_options(hostile.url))
+    assert len(hostile.seen("/api/v1/videos/j1")) == 1
 
 
 # --------------------------------------- found by the fuzz suite: an undecodable body

@@ -27,7 +27,7 @@ import httpx
 from ._artifact import download_flow
 from ._config import check_api_key
 from ._drivers import OnProgress, Recorder, Runtime, Wakeups, run_async, run_sync
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, closed_error
 from ._files import ArtifactFiles
 from ._flows import (
     ManyWait,
@@ -278,11 +278,17 @@ class Client(_BaseClient[Job]):
         self.close()
 
     def close(self) -> None:
-        """Close the underlying httpx client (unless it was passed in)."""
+        """Close the underlying httpx client (unless it was passed in).
+
+        Calls made afterwards raise :class:`~mediajobs.ConfigurationError`.
+        """
         if self._owns_http:
             self._http.close()
 
     def _run(self, flow: Flow[T], **callbacks: Any) -> T:
+        if self._http.is_closed:  # before anything is recorded
+            flow.close()
+            raise closed_error()
         return run_sync(flow, self._runtime(**callbacks))
 
     def submit(
@@ -546,11 +552,17 @@ class AsyncClient(_BaseClient[AsyncJob]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the underlying httpx client (unless it was passed in)."""
+        """Close the underlying httpx client (unless it was passed in).
+
+        Calls made afterwards raise :class:`~mediajobs.ConfigurationError`.
+        """
         if self._owns_http:
             await self._http.aclose()
 
     async def _run(self, flow: Flow[T], **callbacks: Any) -> T:
+        if self._http.is_closed:  # before anything is recorded
+            flow.close()
+            raise closed_error()
         return await run_async(flow, self._runtime(**callbacks))
 
     async def submit(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import anyio
 import httpx
 
-from ._exceptions import DownloadError, MediaJobsError
+from ._exceptions import DownloadError, MediaJobsError, closed_error
 from ._steps import (
     Blocking,
     Consume,
@@ -253,6 +253,7 @@ def run_sync(flow: Flow[T], runtime: Runtime) -> T:
         The flow's result.
 
     Raises:
+        ConfigurationError: When a request is due and the httpx client is closed.
         MediaJobsError: Whatever the flow raises.
     """
     return _SyncDriver(runtime, None).run(flow)
@@ -279,6 +280,8 @@ class _SyncDriver:
                 try:
                     if isinstance(step, Send):
                         self.checkpoint()
+                        if rt.http.is_closed:
+                            raise closed_error()
                         value = rt.http.send(
                             step.request, stream=step.stream, follow_redirects=False
                         )
@@ -422,6 +425,7 @@ async def run_async(flow: Flow[T], runtime: Runtime) -> T:
         The flow's result.
 
     Raises:
+        ConfigurationError: When a request is due and the httpx client is closed.
         MediaJobsError: Whatever the flow raises.
     """
     return await _AsyncDriver(runtime).run(flow)
@@ -453,6 +457,8 @@ class _AsyncDriver:
                 value = error = None
                 try:
                     if isinstance(step, Send):
+                        if rt.http.is_closed:
+                            raise closed_error()
                         value = await rt.http.send(
                             step.request, stream=step.stream, follow_redirects=False
                         )

@@ -2,11 +2,11 @@
 
 Every failure a user can meet is one of these. Dialects raise ``APIError`` and
 ``ProtocolError`` for what providers answer; everything else is built here, once: httpx failures
-(:func:`translate`), job outcomes (:func:`outcome_error`) and wait deadlines
-(:func:`wait_timeout_error`)::
+(:func:`translate`), job outcomes (:func:`outcome_error`), wait deadlines
+(:func:`wait_timeout_error`) and calls on a closed client (:func:`closed_error`)::
 
     MediaJobsError
-    ├── ConfigurationError        missing key, bad base URL
+    ├── ConfigurationError        missing key, bad base URL, closed client
     ├── UnsupportedError          kind or operation the provider lacks
     ├── APIError                  .status_code, .body, .response
     │   ├── BadRequestError       400, 422
@@ -73,6 +73,7 @@ __all__ = [
     "UnsupportedError",
     "WaitTimeoutError",
     "WebhookVerificationError",
+    "closed_error",
     "error_class_for_status",
     "outcome_error",
     "translate",
@@ -439,3 +440,14 @@ def wait_timeout_error(
     if len(pending) > 1:
         message = f"{len(pending)} job(s) unfinished; first: {message}"
     return WaitTimeoutError(message, job=handle, pending=[h for h, _ in pending])
+
+
+def closed_error() -> ConfigurationError:
+    """Build the error of a call made on a client that is closed.
+
+    Returns:
+        A :class:`ConfigurationError` saying so (its httpx client can send nothing more).
+    """
+    return ConfigurationError(
+        "the client is closed: make calls inside its with block, or build a new client"
+    )
