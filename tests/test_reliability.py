@@ -262,11 +262,6 @@ def test_the_cli_reports_a_crlf_key_without_printing_it(
 BAD_LOCATIONS = ["javascript:alert(1)", "data:text/plain,hi", "mailto:ops@example.com"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 4: a 3xx whose Location cannot be parsed raises raw httpx.InvalidURL; "
-    "it must become a MediaJobsError",
-)
 @pytest.mark.parametrize("operation", ["submit", "get", "wait", "download"])
 def test_an_unparseable_location_is_a_typed_error(
     mode: str, hostile: HostileServer, tmp_path: Path, operation: str
@@ -276,7 +271,7 @@ def test_an_unparseable_location_is_a_typed_error(
         hostile.on("/api/v1/videos/j1", redirect(location))
         hostile.on("/v.mp4", redirect(location, 307))
         if operation == "download":
-            with pytest.raises(mj.MediaJobsError):
+            with pytest.raises(mj.DownloadError, match="unusable redirect"):
                 download(mode, f"{hostile.url}/v.mp4", tmp_path)
             assert files_under(tmp_path) == []
             continue
@@ -288,8 +283,11 @@ def test_an_unparseable_location_is_a_typed_error(
                 return client.get("j1")
             return client.wait("j1", timeout=5)
 
-        with pytest.raises(mj.MediaJobsError):
+        with pytest.raises(mj.ProtocolError, match="not a URL") as caught:
             run(mode, "openrouter", act, **client_options(hostile.url))
+        assert location not in str(caught.value)
+    if operation == "submit":  # not retried: a redirect to nowhere is no transient failure
+        assert len(hostile.seen("/api/v1/videos", "POST")) == len(BAD_LOCATIONS)
 
 
 # ---------------------------------------------------- 6: one deadline, whatever the body

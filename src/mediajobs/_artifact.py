@@ -372,6 +372,8 @@ def _open(settings: Settings, cursor: _Cursor) -> Flow[httpx.Response]:
             raise cursor.fail("not an http(s) URL")
         try:
             response: httpx.Response = yield Send(request, stream=True)
+        except httpx.InvalidURL:  # httpx parses every Location, even one not followed
+            raise cursor.fail("unusable redirect (not a URL)") from None
         except httpx.HTTPError as exc:
             failure = translate(exc, request)
             raise _RetryableError(failure.message, failure) from None

@@ -309,8 +309,8 @@ class _SyncDriver:
                     else:
                         threads = threads or _Threads(self)
                         value = threads.gather(step)
-                except (httpx.HTTPError, MediaJobsError) as exc:
-                    error = exc
+                except (httpx.HTTPError, httpx.InvalidURL, MediaJobsError) as exc:
+                    error = exc  # InvalidURL: a redirect's Location httpx could not parse
         finally:
             flow.close()
             if threads is not None:
@@ -488,8 +488,8 @@ class _AsyncDriver:
                     else:
                         tasks = tasks or await _Tasks.open(self)
                         value = await tasks.gather(step)
-                except (httpx.HTTPError, MediaJobsError) as exc:
-                    error = exc
+                except (httpx.HTTPError, httpx.InvalidURL, MediaJobsError) as exc:
+                    error = exc  # InvalidURL: a redirect's Location httpx could not parse
         finally:
             flow.close()
             if opened:

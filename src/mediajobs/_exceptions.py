@@ -2,8 +2,8 @@
 
 Every failure a user can meet is one of these. Dialects raise ``APIError`` and
 ``ProtocolError`` for what providers answer; everything else is built here, once: httpx failures
-(:func:`translate`), job outcomes (:func:`outcome_error`), wait deadlines
-(:func:`wait_timeout_error`) and calls on a closed client (:func:`closed_error`)::
+(:func:`translate`, :func:`unusable_redirect`), job outcomes (:func:`outcome_error`), wait
+deadlines (:func:`wait_timeout_error`) and calls on a closed client (:func:`closed_error`)::
 
     MediaJobsError
     ├── ConfigurationError        missing key, bad base URL, closed client
@@ -77,6 +77,7 @@ __all__ = [
     "error_class_for_status",
     "outcome_error",
     "translate",
+    "unusable_redirect",
     "wait_timeout_error",
 ]
 
@@ -392,6 +393,27 @@ def translate(exc: httpx.HTTPError, request: httpx.Request | None = None) -> API
     error = cls(f"{where} failed: {type(exc).__name__}: {exc}", unsent=unsent)
     error.__cause__ = exc
     return error
+
+
+def unusable_redirect(provider: str, request: httpx.Request) -> ProtocolError:
+    """Build the error of an answer redirecting to a ``Location`` that is not a URL.
+
+    httpx parses the ``Location`` of every 3xx answer (even one it will not follow) and raises
+    ``httpx.InvalidURL``, which is no ``httpx.HTTPError``, for ``javascript:``, ``data:`` and
+    the like; such an answer is a protocol violation, and retrying it would change nothing.
+
+    Args:
+        provider: The provider's name.
+        request: The request so answered.
+
+    Returns:
+        A :class:`ProtocolError` naming the request (without its query string), not the
+        ``Location`` (the server's text, which may be anything).
+    """
+    where = f"{request.method} {request.url.copy_with(query=None)}"
+    return ProtocolError(
+        f"{where} answered with a redirect to something that is not a URL", provider=provider
+    )
 
 
 _OUTCOMES: dict[str, tuple[type[JobError[Any]], str]] = {

@@ -30,6 +30,7 @@ from ._exceptions import (
     WaitTimeoutError,
     outcome_error,
     translate,
+    unusable_redirect,
     wait_timeout_error,
 )
 from ._models import JobData, ModelInfo
@@ -111,6 +112,7 @@ def request_flow(
         What ``parse`` returned.
 
     Raises:
+        ProtocolError: When the answer redirects to a ``Location`` that is not a URL.
         MediaJobsError: The last failure, when it is not retryable or retries ran out.
         DeadlineReachedError: When the next attempt would start after ``deadline``.
     """
@@ -123,6 +125,8 @@ def request_flow(
         try:
             response = yield Send(settings.prepare(request, deadline=deadline))
             return parse(response)
+        except httpx.InvalidURL:
+            raise unusable_redirect(settings.dialect.name, request) from None
         except httpx.HTTPError as exc:
             failure = translate(exc, request)
         except APIError as exc:
