@@ -355,11 +355,6 @@ def json_body(value: Any) -> bytes:
 # ---------------------------------------------------- 7: custom headers stay on API hosts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 7: headers= go to storage hosts and redirect targets; they are API "
-    "headers and must reach API hosts only",
-)
 def test_custom_headers_reach_api_hosts_only(mode: str, tmp_path: Path) -> None:
     seen: list[httpx.Request] = []
     lock = threading.Lock()
@@ -392,6 +387,7 @@ def test_custom_headers_reach_api_hosts_only(mode: str, tmp_path: Path) -> None:
     assert api and len(storage) == 2
     assert all(r.headers.get("x-team") == "team-secret" for r in api)
     assert all("x-team" not in r.headers for r in storage)
+    assert all(r.headers["user-agent"].startswith("mediajobs/") for r in seen)
 
 
 # ---------------------------------------------------------- 8: errors cross processes

@@ -31,7 +31,8 @@ class Settings:
     Attributes:
         dialect: The provider dialect.
         api_key: The key (never formatted into text).
-        headers: Headers for every API request (``User-Agent`` and the caller's own).
+        headers: Headers for every API request (``User-Agent`` and the caller's own); other
+            hosts get the ``User-Agent`` only.
         timeout: The longest any single request may take, in seconds.
         poll: The default poll policy.
         retry: The retry policy.
@@ -53,7 +54,7 @@ class Settings:
     concurrency: int = 32
 
     def prepare(self, request: httpx.Request, *, deadline: float | None = None) -> httpx.Request:
-        """Add headers, credentials (API hosts only) and a timeout to a dialect's request.
+        """Add headers and credentials (API hosts only) and a timeout to a dialect's request.
 
         Args:
             request: The request as the dialect built it.
@@ -63,10 +64,13 @@ class Settings:
             The same request, completed.
         """
         headers = request.headers
+        api = self.dialect.is_api_url(request.url)
         for name, value in self.headers.items():
-            if name not in headers:  # not setdefault: a miss there raises and catches KeyError
-                headers[name] = value
-        if self.dialect.is_api_url(request.url):
+            # The caller's headers are API headers: storage hosts and redirect targets
+            # elsewhere get the User-Agent alone.
+            if (api or name.lower() == "user-agent") and name not in headers:
+                headers[name] = value  # not setdefault: a miss there raises and catches KeyError
+        if api:
             for name, value in self.dialect.auth_headers(self.api_key).items():
                 headers[name] = value
         timeout = self.timeout
