@@ -416,6 +416,13 @@ def _attempt(settings: Settings, cursor: _Cursor) -> Flow[Fetched]:
         cursor.restart()
         cursor.ranges = False
         raise _RetryableError(f"unusable partial answer ({response.headers.get('content-range')})")
+    validator = _validator(response.headers) if span.offset and cursor.validator else None
+    if validator is not None and validator != cursor.validator:
+        # If-Range was sent: a 206 naming another version (a lying cache) must not be spliced
+        # onto what we have. Start the file again. (A 206 naming none is taken at its word.)
+        yield Consume(response, key=cursor.key, progress=cursor.progress)
+        cursor.restart()
+        raise _RetryableError("the resumed answer is of another version of the file")
     if span.offset == 0:
         if cursor.have:
             log.debug("%s: no resume from %s, restarting", cursor.describe(), safe_url(cursor.url))
