@@ -388,8 +388,12 @@ def _open(settings: Settings, cursor: _Cursor) -> Flow[httpx.Response]:
     raise cursor.fail(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _attempt(settings: Settings, cursor: _Cursor) -> Flow[Fetched]:
-    """One attempt: open, check the answer, copy the body, check its length."""
+def _attempt(settings: Settings, cursor: _Cursor) -> Flow[Fetched | None]:
+    """One attempt: open, check the answer, copy the body, check its length.
+
+    Returns ``None`` when the answer was a whole part of the file that ends before the size
+    it announced (a CDN capping its answers): the rest is to be asked for at once.
+    """
     response = yield from _open(settings, cursor)
     status = response.status_code
     if status == 416 and cursor.have > 0:
@@ -452,6 +456,12 @@ def _attempt(settings: Settings, cursor: _Cursor) -> Flow[Fetched]:
         raise _RetryableError(f"the body ended after {got} of {want} bytes")
     if want is not None and got > want:
         raise cursor.fail(f"the server sent {got} bytes after announcing {want}")
+    if not encoded and cursor.total is not None and cursor.have < cursor.total:
+        # A 206 ending before the total it names is a part, never the end of the file.
+        if cursor.ranges:
+            return None
+        cursor.restart()
+        raise _RetryableError(f"the answer ended at byte {cursor.have} of {cursor.total}")
     return Fetched(cursor.content_type, str(response.url), cursor.have)
 
 
@@ -490,7 +500,10 @@ def artifact_flow(
     that got further than any before starts the count afresh (a long video over a flaky link
     still finishes; a server that never sends a byte is given up on). The delay is the policy's
     backoff with jitter, or ``Retry-After``. A ``403`` is taken for an expired pre-signed URL
-    and refreshed once.
+    and refreshed once. A ``206`` that ends before the size it names (some CDNs cap their
+    answers) is followed at once by a request for the rest, so a short file never counts as
+    complete; a ``206`` of another version than the bytes already stored (its ``ETag``
+    differs) restarts the file.
 
     Args:
         settings: The client's settings.
@@ -514,7 +527,10 @@ def artifact_flow(
     best = 0
     while True:
         try:
-            return (yield from _attempt(settings, cursor))
+            fetched = yield from _attempt(settings, cursor)
+            if fetched is not None:
+                return fetched
+            log.debug("%s: partial answer, asking for the rest", cursor.describe())
         except _RetryableError as retry:
             if cursor.have > best:
                 best, failures = cursor.have, 0
