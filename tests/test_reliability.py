@@ -14,6 +14,7 @@ hostile server, setting an event) and fails.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import gc
 import json
@@ -643,11 +644,6 @@ def one_blocked_poll(gate: threading.Event) -> Callable[[httpx.Request], httpx.R
     return handle
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 11: closing the blocking as_completed waits for polls in flight; it must "
-    "return at once (as the async one does)",
-)
 def test_leaving_the_blocking_as_completed_early_returns_at_once() -> None:
     gate = threading.Event()
     http = httpx.Client(transport=httpx.MockTransport(one_blocked_poll(gate)))
@@ -689,6 +685,55 @@ def one_blocked_async() -> Callable[[httpx.Request], Any]:
         return httpx.Response(200, json=openrouter_job(job_id, "completed"))
 
     return handle
+
+
+# ------------------------------------------------- Ctrl-C during a blocking download
+
+
+def test_ctrl_c_during_a_blocking_download_returns_and_leaves_nothing(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    # Both bodies stop after their first bytes: each worker thread is blocked in a read, with
+    # a minute before its read timeout. Ctrl-C must end the call and the reads alike.
+    for name in ("a", "b"):
+        hostile.on(f"/{name}.mp4", stall(200, DATA[:1000], total=len(DATA)))
+    interrupted = threading.Event()
+    timers: list[threading.Timer] = []
+
+    def interrupt() -> None:
+        interrupted.set()
+        _thread.interrupt_main()  # as a Ctrl-C would
+
+    def on_progress(done: int, total: int | None) -> None:
+        if done > 0 and not timers:  # bytes flow: both requests are out by now or soon
+            timers.append(threading.Timer(0.3, interrupt))
+            timers[0].start()
+
+    before = set(threading.enumerate())
+    with mj.Client("therouter", **client_options(ELSEWHERE, timeout=60)) as client:
+        job = client.job_from_dict(
+            {
+                "id": "j1",
+                "provider": "therouter",
+                "status": "succeeded",
+                "raw_status": "succeeded",
+                "kind": "video",
+                "artifacts": [
+                    {"url": f"{hostile.url}/{name}.mp4", "index": index, "media_type": "video/mp4"}
+                    for index, name in enumerate(("a", "b"))
+                ],
+            }
+        )
+        with pytest.raises(KeyboardInterrupt):
+            job.download(tmp_path, on_progress=on_progress)
+    timers[0].join()
+    assert interrupted.is_set()
+    assert len(hostile.seen("/a.mp4")) == len(hostile.seen("/b.mp4")) == 1
+    assert files_under(tmp_path) == []  # neither final nor part files
+    workers = [t for t in set(threading.enumerate()) - before if t.name.startswith("mediajobs")]
+    for thread in workers:
+        thread.join(HANG_BOUND)  # a liveness bound, far below the 60 s read timeout
+    assert [t.name for t in workers if t.is_alive()] == []
 
 
 # --------------------------------------------------------------- 12: a closed client

@@ -3,9 +3,10 @@
 They are the only place where mediajobs sends, sleeps, copies bytes, calls the caller back or
 runs work concurrently; every decision was made by the flow. Each step kind is handled once per
 driver (the table is in ``_steps.py``). ``Gather`` runs sub-flows through the same driver:
-on threads for :func:`run_sync` (sub-flows stop at their next step or chunk once the parent
-ends), in an anyio task group for :func:`run_async` (asyncio and trio alike). Nothing a driver
-starts outlives the ``run`` call that started it.
+on threads for :func:`run_sync` (once the parent ends, sub-flows still running are abandoned:
+they stop at their next step or chunk, and a body being read has its socket shut down), in an
+anyio task group for :func:`run_async` (asyncio and trio alike, cancelled with the parent).
+The blocking driver never waits for an abandoned sub-flow, so leaving early is prompt.
 
 Requests are sent with ``follow_redirects=False`` whatever the httpx client says: the flows
 follow redirects themselves, hop by hop, so that credentials never leave the provider's hosts.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import socket
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -263,12 +265,13 @@ class _SyncDriver:
     def __init__(self, runtime: Runtime, stop: threading.Event | None) -> None:
         self.rt = runtime
         self.stop = stop  # set when the parent ended: a sub-flow on a thread gives up
+        self.opened: list[httpx.Response] = []  # streamed responses, aborted if abandoned
 
     def run(self, flow: Flow[T]) -> T:
         rt = self.rt
         value: Any = None
         error: BaseException | None = None
-        opened: list[httpx.Response] = []
+        opened = self.opened
         threads: _Threads | None = None
         try:
             while True:
@@ -367,7 +370,14 @@ class _SyncDriver:
 
 
 class _Threads:
-    """``Gather`` for the blocking driver: sub-flows on a thread pool."""
+    """``Gather`` for the blocking driver: sub-flows on a thread pool.
+
+    When the parent ends with sub-flows still running (a failure elsewhere, Ctrl-C, leaving
+    ``as_completed`` early), they are abandoned rather than joined: each stops at its next
+    step or chunk, and a body being read has its socket shut down, so a read blocked on a
+    silent server ends at once. A request still waiting for its answer ends by its timeout;
+    its result is never used.
+    """
 
     def __init__(self, parent: _SyncDriver) -> None:
         self.parent = parent
@@ -378,11 +388,14 @@ class _Threads:
             parent.rt.concurrency, thread_name_prefix="mediajobs"
         )
         self.running: dict[Future[Any], int] = {}
+        self.children: dict[Future[Any], _SyncDriver] = {}
 
     def gather(self, step: Gather) -> list[tuple[int, Any]]:
         for key, flow in step.start:
             child = _SyncDriver(self.parent.rt, self.stop)
-            self.running[self.pool.submit(child.run, flow)] = key
+            future = self.pool.submit(child.run, flow)
+            self.running[future] = key
+            self.children[future] = child
         if not self.running:
             self.parent.sleep(step.timeout or 0.0)
             return []
@@ -393,13 +406,28 @@ class _Threads:
             left = _TICK if end is None else min(_TICK, max(end - time.monotonic(), 0.0))
             done, _ = wait_futures(self.running, timeout=left, return_when=FIRST_COMPLETED)
             if done or (end is not None and time.monotonic() >= end):
+                for future in done:
+                    del self.children[future]
                 return [(self.running.pop(future), _outcome(future)) for future in done]
 
     def close(self) -> None:
         self.stop.set()  # the others stop at their next step or chunk
-        for future in self.running:
-            future.cancel()
-        self.pool.shutdown(wait=True)
+        unfinished = False
+        for future, child in self.children.items():
+            if not future.cancel() and not future.done():
+                unfinished = True
+                for response in list(child.opened):
+                    _abort(response)
+        self.pool.shutdown(wait=not unfinished, cancel_futures=True)
+
+
+def _abort(response: httpx.Response) -> None:
+    """Shut down the socket of a response another thread may be reading (never raises)."""
+    stream = response.extensions.get("network_stream")
+    sock = None if stream is None else stream.get_extra_info("socket")
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _outcome(future: Future[Any]) -> Any:
