@@ -306,11 +306,6 @@ def test_an_unparseable_location_is_a_typed_error(
 RUNNING = openrouter_job("j1", "in_progress")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 6: a poll body trickling one byte at a time keeps a wait(timeout=0.5) "
-    "alive for as long as the server likes; each request must end by the wait's deadline",
-)
 def test_a_trickling_poll_body_cannot_stretch_a_wait(mode: str, hostile: HostileServer) -> None:
     body = json_body(RUNNING)
     hostile.on("/api/v1/videos/j1", trickle(200, body, every=0.25))
@@ -323,11 +318,6 @@ def test_a_trickling_poll_body_cannot_stretch_a_wait(mode: str, hostile: Hostile
         bounded(wait, release=hostile.stop)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 6: a trickling body keeps get() with timeout=0.5 alive far past it; "
-    "a request's whole time must be bounded by the client timeout",
-)
 def test_a_trickling_body_cannot_stretch_a_request(mode: str, hostile: HostileServer) -> None:
     hostile.on("/api/v1/videos/j1", trickle(200, json_body(RUNNING), every=0.25))
     options = client_options(hostile.url, timeout=0.5, retry=mj.RetryPolicy.none())

@@ -20,7 +20,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -285,11 +285,11 @@ class _SyncDriver:
                         self.checkpoint()
                         if rt.http.is_closed:
                             raise closed_error()
-                        value = rt.http.send(
-                            step.request, stream=step.stream, follow_redirects=False
-                        )
                         if step.stream:
+                            value = rt.http.send(step.request, stream=True, follow_redirects=False)
                             opened.append(value)
+                        else:
+                            value = self.send(step.request)
                     elif isinstance(step, Sleep):
                         if step.wake is not None and rt.wakeups is not None and self.stop is None:
                             rt.wakeups.sleep(step.wake, step.seconds)
@@ -324,6 +324,24 @@ class _SyncDriver:
     def checkpoint(self) -> None:
         if self.stop is not None and self.stop.is_set():
             raise _Stopped
+
+    def send(self, request: httpx.Request) -> httpx.Response:
+        # The whole answer, body included, within the request's timeout: httpx's timeouts
+        # bound each read, and a body trickling a byte at a time never trips them.
+        limit = _time_limit(request)
+        end = time.monotonic() + limit
+        response: httpx.Response = self.rt.http.send(request, stream=True, follow_redirects=False)
+        try:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise _overrun(request, limit)
+            _shrink_read_timeout(request, left)  # the body's reads end by the deadline
+            response.stream = _Bounded(response.stream, request, end, limit)
+            response.read()
+        except BaseException:
+            response.close()
+            raise
+        return response
 
     def sleep(self, seconds: float) -> None:
         if self.stop is not None:
@@ -367,6 +385,42 @@ class _SyncDriver:
             chunks.close()
             step.response.close()
         return sink.result()
+
+
+def _time_limit(request: httpx.Request) -> float:
+    timeout = request.extensions.get("timeout") or {}
+    limit = timeout.get("read")
+    return float(limit) if isinstance(limit, (int, float)) and limit > 0 else math.inf
+
+
+def _shrink_read_timeout(request: httpx.Request, left: float) -> None:
+    timeout = dict(request.extensions.get("timeout") or {})
+    if timeout.get("read") is not None:
+        timeout["read"] = min(float(timeout["read"]), left)
+        request.extensions["timeout"] = timeout
+
+
+def _overrun(request: httpx.Request, limit: float) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout(f"the answer took longer than {limit:g}s in all", request=request)
+
+
+class _Bounded(httpx.SyncByteStream):
+    """A response body that fails once its request's overall time limit has passed."""
+
+    def __init__(self, stream: Any, request: httpx.Request, end: float, limit: float) -> None:
+        self.stream = stream
+        self.request = request
+        self.end = end
+        self.limit = limit
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.stream:
+            if time.monotonic() > self.end:
+                raise _overrun(self.request, self.limit)
+            yield chunk
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 class _Threads:
@@ -487,11 +541,13 @@ class _AsyncDriver:
                     if isinstance(step, Send):
                         if rt.http.is_closed:
                             raise closed_error()
-                        value = await rt.http.send(
-                            step.request, stream=step.stream, follow_redirects=False
-                        )
                         if step.stream:
+                            value = await rt.http.send(
+                                step.request, stream=True, follow_redirects=False
+                            )
                             opened.append(value)
+                        else:
+                            value = await self.send(step.request)
                     elif isinstance(step, Sleep):
                         if step.wake is not None and rt.wakeups is not None:
                             await rt.wakeups.sleep_async(step.wake, step.seconds)
@@ -526,6 +582,24 @@ class _AsyncDriver:
                         await response.aclose()
             if tasks is not None:
                 await tasks.close()
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        # The whole answer, body included, within the request's timeout (httpx's timeouts
+        # bound each read only).
+        limit = _time_limit(request)
+        response: httpx.Response | None = None
+        try:
+            with anyio.fail_after(limit):
+                response = await self.rt.http.send(request, stream=True, follow_redirects=False)
+                await response.aread()
+        except BaseException as exc:
+            if response is not None:
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+            if isinstance(exc, TimeoutError):
+                raise _overrun(request, limit) from None
+            raise
+        return response
 
     async def report(self, step: Consume | Report, done: int) -> None:
         # One thread: updates are ordered; only an awaitable callback needs the lock.
