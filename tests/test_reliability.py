@@ -807,12 +807,6 @@ def test_a_client_closed_during_a_wait_stops_it_with_the_same_error(
 # --------------------------------------- found by the fuzz suite: an undecodable body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fuzz finding: a body whose Content-Encoding does not decode leaves httpx's async "
-    "generators unfinished under trio (a ResourceWarning at collection); the async driver must "
-    "close what it opened",
-)
 @pytest.mark.parametrize("operation", ["get", "download"])
 def test_an_undecodable_body_leaves_no_async_generator_behind(
     operation: str, tmp_path: Path

@@ -20,7 +20,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -588,13 +588,16 @@ class _AsyncDriver:
         # bound each read only).
         limit = _time_limit(request)
         response: httpx.Response | None = None
+        readers: list[AsyncGenerator[bytes, None]] = []
         try:
             with anyio.fail_after(limit):
                 response = await self.rt.http.send(request, stream=True, follow_redirects=False)
+                readers = _track_readers(response)
                 await response.aread()
         except BaseException as exc:
             if response is not None:
                 with anyio.CancelScope(shield=True):
+                    await _finish_readers(readers)
                     await response.aclose()
             if isinstance(exc, TimeoutError):
                 raise _overrun(request, limit) from None
@@ -627,6 +630,7 @@ class _AsyncDriver:
         # KiB) into the page cache takes microseconds, less than a hop to a worker thread would.
         # The one slow call, fsync, runs on a worker thread (a Blocking step).
         sink = _Sink(step)
+        readers = _track_readers(step.response)
         chunks = cast(AsyncGenerator[bytes, None], step.response.aiter_bytes())
         try:
             if sink.writing:
@@ -642,8 +646,43 @@ class _AsyncDriver:
         finally:
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()
+                await _finish_readers(readers)
                 await step.response.aclose()
         return sink.result()
+
+
+def _track_readers(response: httpx.Response) -> list[AsyncGenerator[bytes, None]]:
+    """Keep every raw reader httpx opens on a response, to finish them ourselves.
+
+    httpx decodes a body in one async generator reading another (``aiter_raw``, itself
+    reading more of them down to the socket); when decoding fails, the outer one ends and the
+    others are left suspended, for the garbage collector to find (trio warns). The returned
+    list fills as httpx asks for readers; :func:`_finish_readers` ends them.
+    """
+    readers: list[AsyncGenerator[bytes, None]] = []
+    original = response.aiter_raw
+
+    def aiter_raw(chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        reader = cast(AsyncGenerator[bytes, None], original(chunk_size))
+        readers.append(reader)
+        return reader
+
+    setattr(response, "aiter_raw", aiter_raw)  # noqa: B010 - shadows the method on this one
+    return readers
+
+
+async def _finish_readers(readers: list[AsyncGenerator[bytes, None]]) -> None:
+    # Closing a suspended reader would leave the ones below it suspended: a short rest of the
+    # body is read instead, so that every layer ends as it normally does.
+    for reader in readers:
+        with contextlib.suppress(Exception), anyio.move_on_after(_TICK):
+            skimmed = 0
+            async for chunk in reader:
+                skimmed += len(chunk)
+                if skimmed >= _SKIM_LIMIT:
+                    break
+        with contextlib.suppress(Exception):
+            await reader.aclose()
 
 
 def _lock_of(runtime: Runtime, name: str) -> anyio.Lock:
