@@ -2,9 +2,9 @@
 
 Most tests run on the blocking client and on the async client under asyncio and trio (the
 ``mode`` fixture), against the hostile server of ``hostile.py`` (real sockets that lie) or an
-``httpx.MockTransport`` where only the requests matter. Tests marked ``xfail(strict=True)``
-describe behaviour the engine does not have yet: they fail today for the reason given, and
-must be un-marked when the fix lands (strict: an unexpected pass fails the suite).
+``httpx.MockTransport`` where only the requests matter. A fault found and not yet fixed is
+pinned by a test marked ``xfail(strict=True)`` with the reason, un-marked when the fix lands
+(strict: an unexpected pass fails the suite); none is open today.
 
 Tests that could hang on a broken build run their call on a worker thread and give it a
 liveness bound (:func:`bounded`), many times what the call needs; this detects a hang, it
