@@ -20,7 +20,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -262,16 +262,15 @@ def run_sync(flow: Flow[T], runtime: Runtime) -> T:
 
 
 class _SyncDriver:
-    def __init__(self, runtime: Runtime, stop: threading.Event | None) -> None:
+    def __init__(self, runtime: Runtime, stop: _Stop | None) -> None:
         self.rt = runtime
         self.stop = stop  # set when the parent ended: a sub-flow on a thread gives up
-        self.opened: list[httpx.Response] = []  # streamed responses, aborted if abandoned
 
     def run(self, flow: Flow[T]) -> T:
         rt = self.rt
         value: Any = None
         error: BaseException | None = None
-        opened = self.opened
+        opened: list[httpx.Response] = []
         threads: _Threads | None = None
         try:
             while True:
@@ -288,6 +287,8 @@ class _SyncDriver:
                         if step.stream:
                             value = rt.http.send(step.request, stream=True, follow_redirects=False)
                             opened.append(value)
+                            if self.stop is not None:
+                                self.stop.streams.append(value)
                         else:
                             value = self.send(step.request)
                     elif isinstance(step, Sleep):
@@ -413,7 +414,7 @@ class _Bounded(httpx.SyncByteStream):
         self.end = end
         self.limit = limit
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Generator[bytes, None, None]:
         for chunk in self.stream:
             if time.monotonic() > self.end:
                 raise _overrun(self.request, self.limit)
@@ -435,21 +436,18 @@ class _Threads:
 
     def __init__(self, parent: _SyncDriver) -> None:
         self.parent = parent
-        self.stop = threading.Event()
+        self.stop = _Stop()
         from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - only when gathering
 
         self.pool: ThreadPoolExecutor = ThreadPoolExecutor(
             parent.rt.concurrency, thread_name_prefix="mediajobs"
         )
         self.running: dict[Future[Any], int] = {}
-        self.children: dict[Future[Any], _SyncDriver] = {}
 
     def gather(self, step: Gather) -> list[tuple[int, Any]]:
         for key, flow in step.start:
             child = _SyncDriver(self.parent.rt, self.stop)
-            future = self.pool.submit(child.run, flow)
-            self.running[future] = key
-            self.children[future] = child
+            self.running[self.pool.submit(child.run, flow)] = key
         if not self.running:
             self.parent.sleep(step.timeout or 0.0)
             return []
@@ -460,19 +458,24 @@ class _Threads:
             left = _TICK if end is None else min(_TICK, max(end - time.monotonic(), 0.0))
             done, _ = wait_futures(self.running, timeout=left, return_when=FIRST_COMPLETED)
             if done or (end is not None and time.monotonic() >= end):
-                for future in done:
-                    del self.children[future]
                 return [(self.running.pop(future), _outcome(future)) for future in done]
 
     def close(self) -> None:
         self.stop.set()  # the others stop at their next step or chunk
-        unfinished = False
-        for future, child in self.children.items():
-            if not future.cancel() and not future.done():
-                unfinished = True
-                for response in list(child.opened):
+        unfinished = [f for f in self.running if not f.cancel() and not f.done()]
+        if unfinished:
+            for response in list(self.stop.streams):
+                if not response.is_closed:
                     _abort(response)
         self.pool.shutdown(wait=not unfinished, cancel_futures=True)
+
+
+class _Stop(threading.Event):
+    """Set when a ``Gather``'s parent ended; lists the bodies its sub-flows opened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams: list[httpx.Response] = []
 
 
 def _abort(response: httpx.Response) -> None:
@@ -662,7 +665,7 @@ def _track_readers(response: httpx.Response) -> list[AsyncGenerator[bytes, None]
     readers: list[AsyncGenerator[bytes, None]] = []
     original = response.aiter_raw
 
-    def aiter_raw(chunk_size: int | None = None) -> AsyncIterator[bytes]:
+    def aiter_raw(chunk_size: int | None = None) -> AsyncGenerator[bytes, None]:
         reader = cast(AsyncGenerator[bytes, None], original(chunk_size))
         readers.append(reader)
         return reader
