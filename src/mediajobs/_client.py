@@ -41,7 +41,7 @@ from ._flows import (
 from ._inputs import read_inputs
 from ._jobs import AsyncJob, Job
 from ._models import JobData, ModelInfo
-from ._policy import PollPolicy, RetryPolicy, check_timeout
+from ._policy import PollPolicy, RetryPolicy
 from ._settings import Settings
 from ._steps import Flow
 from ._types import Kind, ProviderName
@@ -100,10 +100,10 @@ class _BaseClient(Generic[J]):
             dialect=dialect,
             api_key=key,
             headers=merged,
-            timeout=check_timeout(timeout, "timeout") or DEFAULT_TIMEOUT,
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             poll=poll or dialect.default_poll,
             retry=retry or RetryPolicy(),
-            wait_timeout=check_timeout(wait_timeout, "wait_timeout"),
+            wait_timeout=wait_timeout,
             clock=time.monotonic,
             random=random.Random().random,  # noqa: S311 - jitter, not cryptography
             concurrency=max_concurrency,
@@ -232,8 +232,7 @@ class Client(_BaseClient[Job]):
         max_concurrency: Requests in flight at once for many-job waits and downloads.
 
     Raises:
-        ConfigurationError: Without a key, with an unknown provider, a bad base URL, or a
-            timeout that is not a finite number of seconds > 0.
+        ConfigurationError: Without a key, with an unknown provider or a bad base URL.
     """
 
     _job_class = Job
@@ -507,8 +506,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
         max_concurrency: Requests in flight at once for many-job waits and downloads.
 
     Raises:
-        ConfigurationError: Without a key, with an unknown provider, a bad base URL, or a
-            timeout that is not a finite number of seconds > 0.
+        ConfigurationError: Without a key, with an unknown provider or a bad base URL.
     """
 
     _job_class = AsyncJob

@@ -34,7 +34,7 @@ from ._exceptions import (
     wait_timeout_error,
 )
 from ._models import JobData, ModelInfo
-from ._policy import PollPolicy, RetryPolicy, check_timeout, parse_retry_after
+from ._policy import PollPolicy, RetryPolicy, parse_retry_after
 from ._retry import (
     RETRYABLE_STATUS,
     DeadlineReachedError,
@@ -339,7 +339,7 @@ def wait_flow(
         ConfigurationError: When ``timeout`` is not a finite number of seconds > 0.
         MediaJobsError: When a status read fails beyond retries.
     """
-    timeout = settings.wait_timeout if timeout is None else check_timeout(timeout, "timeout")
+    timeout = settings.timeout_of(timeout)
     deadline = None if timeout is None else settings.clock() + timeout
     policy = poll or settings.poll
     data = data_of(job)
@@ -427,9 +427,7 @@ class ManyWait(Generic[H]):
         self._single = replace(settings, retry=RetryPolicy.none())
         self._rule = RetryRule(settings.retry, clock=settings.clock, random=settings.random)
         self.policy = poll or settings.poll
-        self.timeout = (
-            settings.wait_timeout if timeout is None else check_timeout(timeout, "timeout")
-        )
+        self.timeout = settings.timeout_of(timeout)
         now = settings.clock()
         self.deadline = None if self.timeout is None else now + self.timeout
         self.results: list[H] = list(jobs)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from ._exceptions import APIError
-from ._policy import PollPolicy, RetryPolicy
+from ._policy import PollPolicy, RetryPolicy, check_timeout
 from .dialects.base import Dialect
 
 __all__ = ["MIN_REQUEST_TIME", "Settings"]
@@ -52,6 +52,29 @@ class Settings:
     clock: Callable[[], float] = time.monotonic
     random: Callable[[], float] = field(default_factory=lambda: random.Random().random)  # noqa: S311
     concurrency: int = 32
+
+    def __post_init__(self) -> None:
+        """Refuse a request timeout or a wait timeout that is not a finite number > 0.
+
+        Raises:
+            ConfigurationError: When one is (``nan``, ``inf``, ``0``, negative, not a number).
+        """
+        object.__setattr__(self, "timeout", check_timeout(self.timeout, "timeout"))
+        object.__setattr__(self, "wait_timeout", check_timeout(self.wait_timeout, "wait_timeout"))
+
+    def timeout_of(self, timeout: float | None) -> float | None:
+        """Return the length of a wait: ``timeout`` checked, or the default ``wait_timeout``.
+
+        Args:
+            timeout: The caller's timeout in seconds, or ``None`` for the default.
+
+        Returns:
+            Seconds, or ``None`` for no deadline.
+
+        Raises:
+            ConfigurationError: When ``timeout`` is not a finite number of seconds > 0.
+        """
+        return self.wait_timeout if timeout is None else check_timeout(timeout, "timeout")
 
     def prepare(self, request: httpx.Request, *, deadline: float | None = None) -> httpx.Request:
         """Add headers and credentials (API hosts only) and a timeout to a dialect's request.
