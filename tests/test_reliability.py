@@ -551,7 +551,7 @@ def test_a_resume_never_splices_two_objects(
 # ---------------------------------------------------------- 10: a deadline that is NaN
 
 
-@pytest.mark.parametrize("timeout", [math.nan, math.inf, -1.0, 0.0])
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, -math.inf, -1.0])
 def test_a_non_finite_or_negative_wait_timeout_is_refused(mode: str, timeout: float) -> None:
     stop = threading.Event()
 
@@ -576,14 +576,41 @@ def test_a_non_finite_or_negative_wait_timeout_is_refused(mode: str, timeout: fl
         bounded(wait, release=stop.set, limit=3)
 
 
-@pytest.mark.parametrize("option", ["timeout", "wait_timeout"])
-@pytest.mark.parametrize("value", [math.nan, math.inf, -5, 0])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        *(
+            (option, value)
+            for option in ("timeout", "wait_timeout")
+            for value in (math.nan, math.inf, -5, "9")
+        ),
+        ("timeout", 0),  # a request cannot take no time; a wait may (it reads the job once)
+    ],
+)
 @pytest.mark.parametrize("client_class", [mj.Client, mj.AsyncClient])
 def test_a_bad_client_timeout_is_refused_at_construction(
-    client_class: type[Any], option: str, value: float
+    client_class: type[Any], option: str, value: object
 ) -> None:
-    with pytest.raises(mj.ConfigurationError, match=option):
+    with pytest.raises(mj.ConfigurationError, match=f"^{option} must be"):
         client_class("openrouter", api_key=KEY, **{option: value})
+
+
+def test_a_wait_of_zero_seconds_reads_the_job_once(mode: str) -> None:
+    polls: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        polls.append(request)
+        return httpx.Response(200, json=RUNNING)
+
+    with pytest.raises(mj.WaitTimeoutError):
+        run(
+            mode,
+            "openrouter",
+            lambda c: c.wait("j1", timeout=0),
+            transport=mock(handle),
+            **client_options(API),
+        )
+    assert len(polls) == 1
 
 
 def test_many_job_waits_refuse_a_nan_timeout(mode: str) -> None:

@@ -54,27 +54,29 @@ class Settings:
     concurrency: int = 32
 
     def __post_init__(self) -> None:
-        """Refuse a request timeout or a wait timeout that is not a finite number > 0.
+        """Refuse a request timeout that is not a finite number > 0, or a bad wait timeout.
 
         Raises:
-            ConfigurationError: When one is (``nan``, ``inf``, ``0``, negative, not a number).
+            ConfigurationError: When one is (``nan``, ``inf``, negative, not a number; ``0``
+                for a request).
         """
         object.__setattr__(self, "timeout", check_timeout(self.timeout, "timeout"))
-        object.__setattr__(self, "wait_timeout", check_timeout(self.wait_timeout, "wait_timeout"))
+        object.__setattr__(self, "wait_timeout", _wait_seconds(self.wait_timeout, "wait_timeout"))
 
     def timeout_of(self, timeout: float | None) -> float | None:
         """Return the length of a wait: ``timeout`` checked, or the default ``wait_timeout``.
 
         Args:
-            timeout: The caller's timeout in seconds, or ``None`` for the default.
+            timeout: The caller's timeout in seconds (``0``: look once, do not wait), or
+                ``None`` for the default.
 
         Returns:
             Seconds, or ``None`` for no deadline.
 
         Raises:
-            ConfigurationError: When ``timeout`` is not a finite number of seconds > 0.
+            ConfigurationError: When ``timeout`` is not a finite number of seconds >= 0.
         """
-        return self.wait_timeout if timeout is None else check_timeout(timeout, "timeout")
+        return self.wait_timeout if timeout is None else _wait_seconds(timeout, "timeout")
 
     def prepare(self, request: httpx.Request, *, deadline: float | None = None) -> httpx.Request:
         """Add headers and credentials (API hosts only) and a timeout to a dialect's request.
@@ -130,3 +132,10 @@ class Settings:
             error.body = self.redact(error.body)
         elif self.api_key and self.api_key in repr(error.body):
             error.body = "<redacted: the body quoted the API key>"
+
+
+def _wait_seconds(value: object, name: str) -> float | None:
+    # A wait may be 0 seconds long (read the job once, do not wait); a request may not.
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    return check_timeout(value, name)
