@@ -277,10 +277,7 @@ class Client(_BaseClient[Job]):
         self.close()
 
     def close(self) -> None:
-        """Close the underlying httpx client (unless it was passed in).
-
-        Calls made afterwards raise :class:`~mediajobs.ConfigurationError`.
-        """
+        """Close the underlying httpx client (unless it was passed in)."""
         if self._owns_http:
             self._http.close()
 
@@ -551,10 +548,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the underlying httpx client (unless it was passed in).
-
-        Calls made afterwards raise :class:`~mediajobs.ConfigurationError`.
-        """
+        """Close the underlying httpx client (unless it was passed in)."""
         if self._owns_http:
             await self._http.aclose()
 
