@@ -27,7 +27,7 @@ import httpx
 from ._artifact import download_flow
 from ._config import check_api_key
 from ._drivers import OnProgress, Recorder, Runtime, Wakeups, run_async, run_sync
-from ._exceptions import ConfigurationError, closed_error
+from ._exceptions import ConfigurationError
 from ._files import ArtifactFiles
 from ._flows import (
     ManyWait,
@@ -100,7 +100,7 @@ class _BaseClient(Generic[J]):
             dialect=dialect,
             api_key=key,
             headers=merged,
-            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+            timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
             poll=poll or dialect.default_poll,
             retry=retry or RetryPolicy(),
             wait_timeout=wait_timeout,
@@ -282,9 +282,6 @@ class Client(_BaseClient[Job]):
             self._http.close()
 
     def _run(self, flow: Flow[T], **callbacks: Any) -> T:
-        if self._http.is_closed:  # before anything is recorded
-            flow.close()
-            raise closed_error()
         return run_sync(flow, self._runtime(**callbacks))
 
     def submit(
@@ -553,9 +550,6 @@ class AsyncClient(_BaseClient[AsyncJob]):
             await self._http.aclose()
 
     async def _run(self, flow: Flow[T], **callbacks: Any) -> T:
-        if self._http.is_closed:  # before anything is recorded
-            flow.close()
-            raise closed_error()
         return await run_async(flow, self._runtime(**callbacks))
 
     async def submit(

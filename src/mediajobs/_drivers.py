@@ -255,9 +255,13 @@ def run_sync(flow: Flow[T], runtime: Runtime) -> T:
         The flow's result.
 
     Raises:
-        ConfigurationError: When a request is due and the httpx client is closed.
+        ConfigurationError: When the httpx client is closed (before the flow's first step, so
+            nothing is recorded), or is closed when a request is due.
         MediaJobsError: Whatever the flow raises.
     """
+    if runtime.http.is_closed:
+        flow.close()
+        raise closed_error()
     return _SyncDriver(runtime, None).run(flow)
 
 
@@ -389,9 +393,10 @@ class _SyncDriver:
 
 
 def _time_limit(request: httpx.Request) -> float:
-    timeout = request.extensions.get("timeout") or {}
-    limit = timeout.get("read")
-    return float(limit) if isinstance(limit, (int, float)) and limit > 0 else math.inf
+    # The request's whole time: its longest phase limit (none: no limit).
+    parts = (request.extensions.get("timeout") or {}).values()
+    limits = [float(p) for p in parts if isinstance(p, (int, float)) and p > 0]
+    return max(limits, default=math.inf)
 
 
 def _shrink_read_timeout(request: httpx.Request, left: float) -> None:
@@ -510,9 +515,13 @@ async def run_async(flow: Flow[T], runtime: Runtime) -> T:
         The flow's result.
 
     Raises:
-        ConfigurationError: When a request is due and the httpx client is closed.
+        ConfigurationError: When the httpx client is closed (before the flow's first step, so
+            nothing is recorded), or is closed when a request is due.
         MediaJobsError: Whatever the flow raises.
     """
+    if runtime.http.is_closed:
+        flow.close()
+        raise closed_error()
     return await _AsyncDriver(runtime).run(flow)
 
 

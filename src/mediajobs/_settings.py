@@ -31,8 +31,7 @@ class Settings:
     Attributes:
         dialect: The provider dialect.
         api_key: The key (never formatted into text).
-        headers: Headers for every API request (``User-Agent`` and the caller's own); other
-            hosts get the ``User-Agent`` only.
+        headers: Headers for every API request (``User-Agent`` and the caller's own).
         timeout: The longest any single request may take, in seconds.
         poll: The default poll policy.
         retry: The retry policy.
@@ -60,7 +59,8 @@ class Settings:
             ConfigurationError: When one is (``nan``, ``inf``, negative, not a number; ``0``
                 for a request).
         """
-        object.__setattr__(self, "timeout", check_timeout(self.timeout, "timeout"))
+        if not isinstance(self.timeout, httpx.Timeout):  # one checked by its maker
+            object.__setattr__(self, "timeout", check_timeout(self.timeout, "timeout"))
         object.__setattr__(self, "wait_timeout", _wait_seconds(self.wait_timeout, "wait_timeout"))
 
     def timeout_of(self, timeout: float | None) -> float | None:
@@ -80,6 +80,8 @@ class Settings:
 
     def prepare(self, request: httpx.Request, *, deadline: float | None = None) -> httpx.Request:
         """Add headers and credentials (API hosts only) and a timeout to a dialect's request.
+
+        Other hosts (storage, redirect targets) get the ``User-Agent`` alone.
 
         Args:
             request: The request as the dialect built it.
