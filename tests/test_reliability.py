@@ -2,9 +2,9 @@
 
 Most tests run on the blocking client and on the async client under asyncio and trio (the
 ``mode`` fixture), against the hostile server of ``hostile.py`` (real sockets that lie) or an
-``httpx.MockTransport`` where only the requests matter. Tests marked ``xfail(strict=True)``
-describe behaviour the engine does not have yet: they fail today for the reason given, and
-must be un-marked when the fix lands (strict: an unexpected pass fails the suite).
+``httpx.MockTransport`` where only the requests matter. A fault found and not yet fixed is
+pinned by a test marked ``xfail(strict=True)`` with the reason, un-marked when the fix lands
+(strict: an unexpected pass fails the suite); none is open today.
 
 Tests that could hang on a broken build run their call on a worker thread and give it a
 liveness bound (:func:`bounded`), many times what the call needs; this detects a hang, it
@@ -14,6 +14,7 @@ hostile server, setting an event) and fails.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import gc
 import json
@@ -164,11 +165,6 @@ def mock(handler: Callable[[httpx.Request], httpx.Response]) -> Callable[[], htt
 # ----------------------------------------------------- 1: a short 206 is not the end
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 1: a 206 ending before its announced total is taken for the whole file; "
-    "the download must request the rest (or raise DownloadError)",
-)
 @pytest.mark.parametrize("shape", ["capped-cdn", "one-short-answer"])
 def test_a_capped_range_answer_never_ends_the_file(
     mode: str, hostile: HostileServer, tmp_path: Path, shape: str
@@ -177,13 +173,28 @@ def test_a_capped_range_answer_never_ends_the_file(
         hostile.on("/v.mp4", ranged(DATA, cap=50_000))
     else:  # 206 bytes 0-49999/204800 to a request without Range, then honest answers
         hostile.on("/v.mp4", ranged(DATA, cap=50_000), ranged(DATA))
-    try:
-        paths = download(mode, f"{hostile.url}/v.mp4", tmp_path)
-    except mj.DownloadError:
-        assert files_under(tmp_path) == []
+    (path,) = download(mode, f"{hostile.url}/v.mp4", tmp_path)
+    assert path.read_bytes() == DATA
+    ranges = [r.headers.get("range") for r in hostile.seen("/v.mp4")]
+    if shape == "capped-cdn":
+        assert ranges == [None, "bytes=50000-", "bytes=100000-", "bytes=150000-", "bytes=200000-"]
     else:
-        assert paths[0].stat().st_size == len(DATA)
-        assert paths[0].read_bytes() == DATA
+        assert ranges == [None, "bytes=50000-"]
+
+
+def test_a_short_206_that_cannot_be_resumed_is_never_a_file(
+    mode: str, hostile: HostileServer, tmp_path: Path
+) -> None:
+    # Every answer: 206 bytes 0-49999/204800, whatever the Range asked for.
+    def capped_from_zero(_: Any, conn: Any) -> None:
+        headers = [("Content-Type", "video/mp4"), ("Content-Range", "bytes 0-49999/204800")]
+        if conn.head(206, headers, length=50_000):
+            conn.send(DATA[:50_000])
+
+    hostile.on("/v.mp4", capped_from_zero)
+    with pytest.raises(mj.DownloadError, match="gave up"):
+        download(mode, f"{hostile.url}/v.mp4", tmp_path)
+    assert files_under(tmp_path) == []
 
 
 # ------------------------------------------------------ 2: keys that are not header-safe
@@ -262,11 +273,6 @@ def test_the_cli_reports_a_crlf_key_without_printing_it(
 BAD_LOCATIONS = ["javascript:alert(1)", "data:text/plain,hi", "mailto:ops@example.com"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 4: a 3xx whose Location cannot be parsed raises raw httpx.InvalidURL; "
-    "it must become a MediaJobsError",
-)
 @pytest.mark.parametrize("operation", ["submit", "get", "wait", "download"])
 def test_an_unparseable_location_is_a_typed_error(
     mode: str, hostile: HostileServer, tmp_path: Path, operation: str
@@ -276,7 +282,7 @@ def test_an_unparseable_location_is_a_typed_error(
         hostile.on("/api/v1/videos/j1", redirect(location))
         hostile.on("/v.mp4", redirect(location, 307))
         if operation == "download":
-            with pytest.raises(mj.MediaJobsError):
+            with pytest.raises(mj.DownloadError, match="unusable redirect"):
                 download(mode, f"{hostile.url}/v.mp4", tmp_path)
             assert files_under(tmp_path) == []
             continue
@@ -288,8 +294,11 @@ def test_an_unparseable_location_is_a_typed_error(
                 return client.get("j1")
             return client.wait("j1", timeout=5)
 
-        with pytest.raises(mj.MediaJobsError):
+        with pytest.raises(mj.ProtocolError, match="not a URL") as caught:
             run(mode, "openrouter", act, **client_options(hostile.url))
+        assert location not in str(caught.value)
+    if operation == "submit":  # not retried: a redirect to nowhere is no transient failure
+        assert len(hostile.seen("/api/v1/videos", "POST")) == len(BAD_LOCATIONS)
 
 
 # ---------------------------------------------------- 6: one deadline, whatever the body
@@ -297,11 +306,6 @@ def test_an_unparseable_location_is_a_typed_error(
 RUNNING = openrouter_job("j1", "in_progress")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 6: a poll body trickling one byte at a time keeps a wait(timeout=0.5) "
-    "alive for as long as the server likes; each request must end by the wait's deadline",
-)
 def test_a_trickling_poll_body_cannot_stretch_a_wait(mode: str, hostile: HostileServer) -> None:
     body = json_body(RUNNING)
     hostile.on("/api/v1/videos/j1", trickle(200, body, every=0.25))
@@ -314,11 +318,6 @@ def test_a_trickling_poll_body_cannot_stretch_a_wait(mode: str, hostile: Hostile
         bounded(wait, release=hostile.stop)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 6: a trickling body keeps get() with timeout=0.5 alive far past it; "
-    "a request's whole time must be bounded by the client timeout",
-)
 def test_a_trickling_body_cannot_stretch_a_request(mode: str, hostile: HostileServer) -> None:
     hostile.on("/api/v1/videos/j1", trickle(200, json_body(RUNNING), every=0.25))
     options = client_options(hostile.url, timeout=0.5, retry=mj.RetryPolicy.none())
@@ -357,11 +356,6 @@ def json_body(value: Any) -> bytes:
 # ---------------------------------------------------- 7: custom headers stay on API hosts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 7: headers= go to storage hosts and redirect targets; they are API "
-    "headers and must reach API hosts only",
-)
 def test_custom_headers_reach_api_hosts_only(mode: str, tmp_path: Path) -> None:
     seen: list[httpx.Request] = []
     lock = threading.Lock()
@@ -394,6 +388,7 @@ def test_custom_headers_reach_api_hosts_only(mode: str, tmp_path: Path) -> None:
     assert api and len(storage) == 2
     assert all(r.headers.get("x-team") == "team-secret" for r in api)
     assert all("x-team" not in r.headers for r in storage)
+    assert all(r.headers["user-agent"].startswith("mediajobs/") for r in seen)
 
 
 # ---------------------------------------------------------- 8: errors cross processes
@@ -535,11 +530,6 @@ def test_an_error_in_a_worker_process_reaches_the_parent() -> None:
 # ---------------------------------------------- 9: a resume must not splice two objects
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 9: a 206 whose ETag differs from the first answer's is appended although "
-    "If-Range was sent; validators must be compared and the file restarted on a mismatch",
-)
 def test_a_resume_never_splices_two_objects(
     mode: str, hostile: HostileServer, tmp_path: Path
 ) -> None:
@@ -550,24 +540,19 @@ def test_a_resume_never_splices_two_objects(
         ranged(old, etag='"v1"', cut=half),  # the connection drops halfway: resume
         ranged(new, etag='"v2"'),  # a lying cache: 206 of the new object despite If-Range
     )
-    try:
-        paths = download(mode, f"{hostile.url}/v.mp4", tmp_path)
-    except mj.DownloadError:
-        assert files_under(tmp_path) == []
-    else:
-        assert paths[0].read_bytes() in (old, new)
-    resume = hostile.seen("/v.mp4")[1]
+    (path,) = download(mode, f"{hostile.url}/v.mp4", tmp_path)
+    assert path.read_bytes() == new  # restarted on the new version, never spliced
+    _, resume, again = hostile.seen("/v.mp4")
     assert resume.headers.get("if-range") == '"v1"'
+    assert "range" not in again.headers and "if-range" not in again.headers
+    assert files_under(tmp_path) == [path.name]
 
 
 # ---------------------------------------------------------- 10: a deadline that is NaN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 10: wait(timeout=nan) never times out; it must be refused as invalid",
-)
-def test_a_nan_wait_timeout_is_refused(mode: str) -> None:
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, -math.inf, -1.0])
+def test_a_non_finite_or_negative_wait_timeout_is_refused(mode: str, timeout: float) -> None:
     stop = threading.Event()
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -582,14 +567,68 @@ def test_a_nan_wait_timeout_is_refused(mode: str) -> None:
         return run(
             mode,
             "openrouter",
-            lambda c: c.wait("j1", timeout=math.nan),
+            lambda c: c.wait("j1", timeout=timeout),
             transport=mock(handle),
             **options,
         )
 
-    with pytest.raises(mj.MediaJobsError) as caught:
+    with pytest.raises(mj.ConfigurationError, match="timeout must be a finite number"):
         bounded(wait, release=stop.set, limit=3)
-    assert not isinstance(caught.value, mj.AuthenticationError)  # refused, not released
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        *(
+            (name, value)
+            for name in ("timeout", "wait_timeout")
+            for value in (math.nan, math.inf, -5)
+        ),
+        ("timeout", 0),  # a request cannot take no time; a wait may (it reads the job once)
+        ("wait_timeout", "9"),
+    ],
+)
+@pytest.mark.parametrize("client_class", [mj.Client, mj.AsyncClient])
+def test_a_bad_client_timeout_is_refused_at_construction(
+    client_class: type[Any], option: str, value: object
+) -> None:
+    with pytest.raises(mj.ConfigurationError, match=f"^{option} must be"):
+        client_class("openrouter", api_key=KEY, **{option: value})
+
+
+def test_many_job_waits_refuse_a_nan_timeout(mode: str) -> None:
+    def act(client: Any) -> Any:
+        return client.wait_all(["j1"], timeout=math.nan)
+
+    with pytest.raises(mj.ConfigurationError, match="timeout"):
+        run(mode, "openrouter", act, transport=mock(never_done), **client_options(API))
+
+
+@pytest.mark.parametrize(
+    ("timeout", "most"),
+    [
+        (0, 1),  # a wait of 0 seconds reads the job once
+        (0.5, 7),  # Retry-After: 0 on every answer: still one poll per 0.1 s (the floor) at most
+    ],
+)
+def test_a_wait_polls_at_most_as_the_floor_allows(mode: str, timeout: float, most: int) -> None:
+    polls: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        polls.append(request)
+        return httpx.Response(200, json=RUNNING, headers={"Retry-After": "0"})
+
+    floor = mj.PollPolicy(initial=0.1, max_interval=0.1, jitter=0, min_interval=0.1)
+    options = client_options(API, poll=floor)
+    with pytest.raises(mj.WaitTimeoutError):
+        run(
+            mode,
+            "openrouter",
+            lambda c: c.wait("j1", timeout=timeout),
+            transport=mock(handle),
+            **options,
+        )
+    assert 1 <= len(polls) <= most
 
 
 # ------------------------------------------------ 11: leaving as_completed early
@@ -612,11 +651,6 @@ def one_blocked_poll(gate: threading.Event) -> Callable[[httpx.Request], httpx.R
     return handle
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 11: closing the blocking as_completed waits for polls in flight; it must "
-    "return at once (as the async one does)",
-)
 def test_leaving_the_blocking_as_completed_early_returns_at_once() -> None:
     gate = threading.Event()
     http = httpx.Client(transport=httpx.MockTransport(one_blocked_poll(gate)))
@@ -660,15 +694,60 @@ def one_blocked_async() -> Callable[[httpx.Request], Any]:
     return handle
 
 
+# ------------------------------------------------- Ctrl-C during a blocking download
+
+
+def test_ctrl_c_during_a_blocking_download_returns_and_leaves_nothing(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    # Both bodies stop after their first bytes: each worker thread is blocked in a read, with
+    # a minute before its read timeout. Ctrl-C must end the call and the reads alike.
+    for name in ("a", "b"):
+        hostile.on(f"/{name}.mp4", stall(200, DATA[:1000], total=len(DATA)))
+    interrupted = threading.Event()
+    timers: list[threading.Timer] = []
+
+    def interrupt() -> None:
+        interrupted.set()
+        _thread.interrupt_main()  # as a Ctrl-C would
+
+    def on_progress(done: int, total: int | None) -> None:
+        if done > 0 and not timers:  # bytes flow: both requests are out by now or soon
+            timers.append(threading.Timer(0.3, interrupt))
+            timers[0].start()
+
+    before = set(threading.enumerate())
+    with mj.Client("therouter", **client_options(ELSEWHERE, timeout=60)) as client:
+        job = client.job_from_dict(
+            {
+                "id": "j1",
+                "provider": "therouter",
+                "status": "succeeded",
+                "raw_status": "succeeded",
+                "kind": "video",
+                "artifacts": [
+                    {"url": f"{hostile.url}/{name}.mp4", "index": index, "media_type": "video/mp4"}
+                    for index, name in enumerate(("a", "b"))
+                ],
+            }
+        )
+        with pytest.raises(KeyboardInterrupt):
+            job.download(tmp_path, on_progress=on_progress)
+    timers[0].join()
+    assert interrupted.is_set()
+    assert len(hostile.seen("/a.mp4")) == len(hostile.seen("/b.mp4")) == 1
+    assert files_under(tmp_path) == []  # neither final nor part files
+    workers = [t for t in set(threading.enumerate()) - before if t.name.startswith("mediajobs")]
+    for thread in workers:
+        thread.join(HANG_BOUND)  # a liveness bound, far below the 60 s read timeout
+    assert [t.name for t in workers if t.is_alive()] == []
+
+
 # --------------------------------------------------------------- 12: a closed client
 
 OPERATIONS = ["submit", "get", "wait", "refresh", "download", "wait_all"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 12: a closed client raises httpx's RuntimeError; it must raise a MediaJobsError",
-)
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_a_closed_client_raises_a_typed_error(mode: str, operation: str, tmp_path: Path) -> None:
     options = client_options("http://127.0.0.1:9")  # never contacted: the client is closed
@@ -686,31 +765,65 @@ def test_a_closed_client_raises_a_typed_error(mode: str, operation: str, tmp_pat
         }
         return calls[operation]()
 
+    closed = "the client is closed"
     if mode == "sync":
         client = mj.Client("openrouter", **options)
         client.close()
-        with pytest.raises(mj.MediaJobsError):
+        with pytest.raises(mj.ConfigurationError, match=closed):
             call(client)
         return
 
     async def main() -> None:
         client = mj.AsyncClient("openrouter", **options)
         await client.aclose()
-        with pytest.raises(mj.MediaJobsError):
+        with pytest.raises(mj.ConfigurationError, match=closed):
             await call(client)
 
     anyio.run(main, backend=mode)
 
 
+def test_an_httpx_client_closed_by_its_owner_gives_the_same_error(mode: str) -> None:
+    if mode == "sync":
+        http = httpx.Client(transport=httpx.MockTransport(never_done))
+        http.close()
+        client = mj.Client("openrouter", http_client=http, **client_options(API))
+        with pytest.raises(mj.ConfigurationError, match="the client is closed"):
+            client.get("j1")
+        return
+
+    async def main() -> None:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(never_done))
+        await http.aclose()
+        async with mj.AsyncClient("openrouter", http_client=http, **client_options(API)) as client:
+            with pytest.raises(mj.ConfigurationError, match="the client is closed"):
+                await client.get("j1")
+
+    anyio.run(main, backend=mode)
+
+
+def test_a_client_closed_during_a_wait_stops_it_with_the_same_error(
+    mode: str, hostile: HostileServer
+) -> None:
+    hostile.on("/api/v1/videos/j1", json_reply(200, RUNNING))
+
+    # on_update closes the client after the first poll: the next poll must not be sent.
+    def act(client: Any) -> Any:
+        if isinstance(client, mj.Client):
+            return client.wait("j1", timeout=30, on_update=lambda _: client.close())
+
+        async def close(_: Any) -> None:
+            await client.aclose()
+
+        return client.wait("j1", timeout=30, on_update=close)
+
+    with pytest.raises(mj.ConfigurationError, match="the client is closed"):
+        run(mode, "openrouter", act, **client_options(hostile.url))
+    assert len(hostile.seen("/api/v1/videos/j1")) == 1
+
+
 # --------------------------------------- found by the fuzz suite: an undecodable body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fuzz finding: a body whose Content-Encoding does not decode leaves httpx's async "
-    "generators unfinished under trio (a ResourceWarning at collection); the async driver must "
-    "close what it opened",
-)
 @pytest.mark.parametrize("operation", ["get", "download"])
 def test_an_undecodable_body_leaves_no_async_generator_behind(
     operation: str, tmp_path: Path

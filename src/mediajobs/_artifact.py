@@ -269,7 +269,10 @@ class _Cursor:
             request = settings.dialect.build_content(self.job, self.artifact)
             if request is not None:
                 return request
-        return httpx.Request("GET", self.artifact.url)
+        try:
+            return httpx.Request("GET", self.artifact.url)
+        except httpx.InvalidURL:  # a job rebuilt from a dict is not checked as answers are
+            raise self.fail("not a URL") from None
 
     def hop_headers(self) -> dict[str, str]:
         # identity: Range offsets and Content-Length then count the bytes written to disk.
@@ -396,6 +399,8 @@ def _open(settings: Settings, cursor: _Cursor) -> Flow[httpx.Response]:
             raise cursor.fail("not an http(s) URL")
         try:
             response: httpx.Response = yield Send(request, stream=True)
+        except httpx.InvalidURL:  # httpx parses every Location, even one not followed
+            raise cursor.fail("unusable redirect (not a URL)") from None
         except httpx.HTTPError as exc:
             failure = translate(exc, request)
             raise _RetryableError(failure.message, failure) from None
@@ -410,8 +415,12 @@ def _open(settings: Settings, cursor: _Cursor) -> Flow[httpx.Response]:
     raise cursor.fail(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _attempt(settings: Settings, cursor: _Cursor) -> Flow[Fetched]:
-    """One attempt: open, check the answer, copy the body, check its length."""
+def _attempt(settings: Settings, cursor: _Cursor) -> Flow[Fetched | None]:
+    """One attempt: open, check the answer, copy the body, check its length.
+
+    Returns ``None`` when the answer was a whole part of the file that ends before the size
+    it announced (a CDN capping its answers): the rest is to be asked for at once.
+    """
     response = yield from _open(settings, cursor)
     status = response.status_code
     if status == 416 and cursor.have > 0:
@@ -440,6 +449,13 @@ def _attempt(settings: Settings, cursor: _Cursor) -> Flow[Fetched]:
         cursor.restart()
         cursor.ranges = False
         raise _RetryableError(f"unusable partial answer ({response.headers.get('content-range')})")
+    validator = _validator(response.headers) if span.offset and cursor.validator else None
+    if validator is not None and validator != cursor.validator:
+        # If-Range was sent: a 206 naming another version (a lying cache) must not be spliced
+        # onto what we have. Start the file again. (A 206 naming none is taken at its word.)
+        yield Consume(response, key=cursor.key, progress=cursor.progress)
+        cursor.restart()
+        raise _RetryableError("the resumed answer is of another version of the file")
     if span.offset == 0:
         if cursor.have:
             log.debug("%s: no resume from %s, restarting", cursor.describe(), safe_url(cursor.url))
@@ -469,6 +485,12 @@ def _attempt(settings: Settings, cursor: _Cursor) -> Flow[Fetched]:
         raise _RetryableError(f"the body ended after {got} of {want} bytes")
     if want is not None and got > want:
         raise cursor.fail(f"the server sent {got} bytes after announcing {want}")
+    if not encoded and cursor.total is not None and cursor.have < cursor.total:
+        # A 206 ending before the total it names is a part, never the end of the file.
+        if cursor.ranges:
+            return None
+        cursor.restart()
+        raise _RetryableError(f"the answer ended at byte {cursor.have} of {cursor.total}")
     return Fetched(cursor.content_type, str(response.url), cursor.have)
 
 
@@ -507,7 +529,10 @@ def artifact_flow(
     that got further than any before starts the count afresh (a long video over a flaky link
     still finishes; a server that never sends a byte is given up on). The delay is the policy's
     backoff with jitter, or ``Retry-After``. A ``403`` is taken for an expired pre-signed URL
-    and refreshed once.
+    and refreshed once. A ``206`` that ends before the size it names (some CDNs cap their
+    answers) is followed at once by a request for the rest, so a short file never counts as
+    complete; a ``206`` of another version than the bytes already stored (its ``ETag``
+    differs) restarts the file.
 
     An artifact with a :attr:`~mediajobs.Artifact.fallback_url` (a signed URL, sent without
     credentials, beside a keyed route on the API host) switches to that URL once, from byte 0,
@@ -536,7 +561,10 @@ def artifact_flow(
     best = 0
     while True:
         try:
-            return (yield from _attempt(settings, cursor))
+            fetched = yield from _attempt(settings, cursor)
+            if fetched is not None:
+                return fetched
+            log.debug("%s: partial answer, asking for the rest", cursor.describe())
         except _RetryableError as retry:
             if cursor.have > best:
                 best, failures = cursor.have, 0

@@ -791,8 +791,9 @@ class Client(_BaseClient[Job]):
         Polls run concurrently (at most ``max_concurrency`` at once) over one shared deadline;
         each job keeps its own backoff, and a job whose polls fail transiently keeps being
         retried without delaying the others. Polling happens only while the caller asks for
-        the next job, so nothing runs between two jobs handed out and ``break`` leaves nothing
-        running.
+        the next job, so nothing runs between two jobs handed out, and ``break`` returns at once
+        (a poll still waiting for its answer is abandoned: it ends by its own timeout and its
+        answer is discarded).
 
         Args:
             jobs: Job handles or ids.

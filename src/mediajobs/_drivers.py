@@ -3,9 +3,10 @@
 They are the only place where mediajobs sends, sleeps, copies bytes, calls the caller back or
 runs work concurrently; every decision was made by the flow. Each step kind is handled once per
 driver (the table is in ``_steps.py``). ``Gather`` runs sub-flows through the same driver:
-on threads for :func:`run_sync` (sub-flows stop at their next step or chunk once the parent
-ends), in an anyio task group for :func:`run_async` (asyncio and trio alike). Nothing a driver
-starts outlives the ``run`` call that started it.
+on threads for :func:`run_sync` (once the parent ends, sub-flows still running are abandoned:
+they stop at their next step or chunk, and a body being read has its socket shut down), in an
+anyio task group for :func:`run_async` (asyncio and trio alike, cancelled with the parent).
+The blocking driver never waits for an abandoned sub-flow, so leaving early is prompt.
 
 Requests are sent with ``follow_redirects=False`` whatever the httpx client says: the flows
 follow redirects themselves, hop by hop, so that credentials never leave the provider's hosts.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import anyio
 import httpx
 
-from ._exceptions import DownloadError, MediaJobsError
+from ._exceptions import DownloadError, MediaJobsError, closed_error
 from ._steps import (
     Blocking,
     Consume,
@@ -379,13 +381,18 @@ def run_sync(flow: Flow[T], runtime: Runtime) -> T:
         The flow's result.
 
     Raises:
+        ConfigurationError: When the httpx client is closed (before the flow's first step, so
+            nothing is recorded), or is closed when a request is due.
         MediaJobsError: Whatever the flow raises.
     """
+    if runtime.http.is_closed:
+        flow.close()
+        raise closed_error()
     return _SyncDriver(runtime, None).run(flow)
 
 
 class _SyncDriver:
-    def __init__(self, runtime: Runtime, stop: threading.Event | None) -> None:
+    def __init__(self, runtime: Runtime, stop: _Stop | None) -> None:
         self.rt = runtime
         self.stop = stop  # set when the parent ended: a sub-flow on a thread gives up
 
@@ -405,11 +412,15 @@ class _SyncDriver:
                 try:
                     if isinstance(step, Send):
                         self.checkpoint()
-                        value = rt.http.send(
-                            step.request, stream=step.stream, follow_redirects=False
-                        )
+                        if rt.http.is_closed:
+                            raise closed_error()
                         if step.stream:
+                            value = rt.http.send(step.request, stream=True, follow_redirects=False)
                             opened.append(value)
+                            if self.stop is not None:
+                                self.stop.streams.append(value)
+                        else:
+                            value = self.send(step.request)
                     elif isinstance(step, Sleep):
                         if step.wake is not None and rt.wakeups is not None and self.stop is None:
                             value = rt.wakeups.sleep(step.wake, step.seconds)
@@ -432,8 +443,8 @@ class _SyncDriver:
                     else:
                         threads = threads or _Threads(self)
                         value = threads.gather(step)
-                except (httpx.HTTPError, MediaJobsError) as exc:
-                    error = exc
+                except (httpx.HTTPError, httpx.InvalidURL, MediaJobsError) as exc:
+                    error = exc  # InvalidURL: a redirect's Location httpx could not parse
         finally:
             flow.close()
             if threads is not None:
@@ -444,6 +455,24 @@ class _SyncDriver:
     def checkpoint(self) -> None:
         if self.stop is not None and self.stop.is_set():
             raise _Stopped
+
+    def send(self, request: httpx.Request) -> httpx.Response:
+        # The whole answer, body included, within the request's timeout: httpx's timeouts
+        # bound each read, and a body trickling a byte at a time never trips them. Checked at
+        # every chunk; a read blocked past the limit ends by its own timeout (no longer than
+        # the limit), so the answer ends within twice the limit at worst.
+        limit = _time_limit(request)
+        end = time.monotonic() + limit
+        response: httpx.Response = self.rt.http.send(request, stream=True, follow_redirects=False)
+        try:
+            if time.monotonic() > end:
+                raise _overrun(request, limit)
+            response.stream = _Bounded(response.stream, request, end, limit)
+            response.read()
+        except BaseException:
+            response.close()
+            raise
+        return response
 
     def sleep(self, seconds: float) -> None:
         if self.stop is not None:
@@ -489,12 +518,49 @@ class _SyncDriver:
         return sink.result()
 
 
+def _time_limit(request: httpx.Request) -> float:
+    # The request's whole time: its longest phase limit (none: no limit).
+    parts = (request.extensions.get("timeout") or {}).values()
+    limits = [float(p) for p in parts if isinstance(p, (int, float)) and p > 0]
+    return max(limits, default=math.inf)
+
+
+def _overrun(request: httpx.Request, limit: float) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout(f"the answer took longer than {limit:g}s in all", request=request)
+
+
+class _Bounded(httpx.SyncByteStream):
+    """A response body that fails once its request's overall time limit has passed."""
+
+    def __init__(self, stream: Any, request: httpx.Request, end: float, limit: float) -> None:
+        self.stream = stream
+        self.request = request
+        self.end = end
+        self.limit = limit
+
+    def __iter__(self) -> Generator[bytes, None, None]:
+        for chunk in self.stream:
+            if time.monotonic() > self.end:
+                raise _overrun(self.request, self.limit)
+            yield chunk
+
+    def close(self) -> None:
+        self.stream.close()
+
+
 class _Threads:
-    """``Gather`` for the blocking driver: sub-flows on a thread pool."""
+    """``Gather`` for the blocking driver: sub-flows on a thread pool.
+
+    When the parent ends with sub-flows still running (a failure elsewhere, Ctrl-C, leaving
+    ``as_completed`` early), they are abandoned rather than joined: each stops at its next
+    step or chunk, and a body being read has its socket shut down, so a read blocked on a
+    silent server ends at once. A request still waiting for its answer ends by its timeout;
+    its result is never used.
+    """
 
     def __init__(self, parent: _SyncDriver) -> None:
         self.parent = parent
-        self.stop = threading.Event()
+        self.stop = _Stop()
         from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - only when gathering
 
         self.pool: ThreadPoolExecutor = ThreadPoolExecutor(
@@ -542,9 +608,29 @@ class _Threads:
 
     def close(self) -> None:
         self.stop.set()  # the others stop at their next step or chunk
-        for future in self.running:
-            future.cancel()
-        self.pool.shutdown(wait=True)
+        unfinished = [f for f in self.running if not f.cancel() and not f.done()]
+        if unfinished:
+            for response in list(self.stop.streams):
+                if not response.is_closed:
+                    _abort(response)
+        self.pool.shutdown(wait=not unfinished, cancel_futures=True)
+
+
+class _Stop(threading.Event):
+    """Set when a ``Gather``'s parent ended; lists the bodies its sub-flows opened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams: list[httpx.Response] = []
+
+
+def _abort(response: httpx.Response) -> None:
+    """Shut down the socket of a response another thread may be reading (never raises)."""
+    stream = response.extensions.get("network_stream")
+    sock = None if stream is None else stream.get_extra_info("socket")
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _outcome(future: Future[Any]) -> Any:
@@ -570,8 +656,13 @@ async def run_async(flow: Flow[T], runtime: Runtime) -> T:
         The flow's result.
 
     Raises:
+        ConfigurationError: When the httpx client is closed (before the flow's first step, so
+            nothing is recorded), or is closed when a request is due.
         MediaJobsError: Whatever the flow raises.
     """
+    if runtime.http.is_closed:
+        flow.close()
+        raise closed_error()
     return await _AsyncDriver(runtime).run(flow)
 
 
@@ -601,11 +692,15 @@ class _AsyncDriver:
                 value = error = None
                 try:
                     if isinstance(step, Send):
-                        value = await rt.http.send(
-                            step.request, stream=step.stream, follow_redirects=False
-                        )
+                        if rt.http.is_closed:
+                            raise closed_error()
                         if step.stream:
+                            value = await rt.http.send(
+                                step.request, stream=True, follow_redirects=False
+                            )
                             opened.append(value)
+                        else:
+                            value = await self.send(step.request)
                     elif isinstance(step, Sleep):
                         if step.wake is not None and rt.wakeups is not None:
                             value = await rt.wakeups.sleep_async(step.wake, step.seconds)
@@ -630,8 +725,8 @@ class _AsyncDriver:
                     else:
                         tasks = tasks or await _Tasks.open(self)
                         value = await tasks.gather(step)
-                except (httpx.HTTPError, MediaJobsError) as exc:
-                    error = exc
+                except (httpx.HTTPError, httpx.InvalidURL, MediaJobsError) as exc:
+                    error = exc  # InvalidURL: a redirect's Location httpx could not parse
         finally:
             flow.close()
             if opened:
@@ -640,6 +735,27 @@ class _AsyncDriver:
                         await response.aclose()
             if tasks is not None:
                 await tasks.close()
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        # The whole answer, body included, within the request's timeout (httpx's timeouts
+        # bound each read only).
+        limit = _time_limit(request)
+        response: httpx.Response | None = None
+        readers: list[AsyncGenerator[bytes, None]] = []
+        try:
+            with anyio.fail_after(limit):
+                response = await self.rt.http.send(request, stream=True, follow_redirects=False)
+                readers = _track_readers(response)
+                await response.aread()
+        except BaseException as exc:
+            if response is not None:
+                with anyio.CancelScope(shield=True):
+                    await _finish_readers(readers)
+                    await response.aclose()
+            if isinstance(exc, TimeoutError):
+                raise _overrun(request, limit) from None
+            raise
+        return response
 
     async def report(self, step: Consume | Report, done: int) -> None:
         # One thread: updates are ordered; only an awaitable callback needs the lock.
@@ -667,6 +783,7 @@ class _AsyncDriver:
         # KiB) into the page cache takes microseconds, less than a hop to a worker thread would.
         # The one slow call, fsync, runs on a worker thread (a Blocking step).
         sink = _Sink(step)
+        readers = _track_readers(step.response)
         chunks = cast(AsyncGenerator[bytes, None], step.response.aiter_bytes())
         try:
             if sink.writing:
@@ -682,8 +799,43 @@ class _AsyncDriver:
         finally:
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()
+                await _finish_readers(readers)
                 await step.response.aclose()
         return sink.result()
+
+
+def _track_readers(response: httpx.Response) -> list[AsyncGenerator[bytes, None]]:
+    """Keep every raw reader httpx opens on a response, to finish them ourselves.
+
+    httpx decodes a body in one async generator reading another (``aiter_raw``, itself
+    reading more of them down to the socket); when decoding fails, the outer one ends and the
+    others are left suspended, for the garbage collector to find (trio warns). The returned
+    list fills as httpx asks for readers; :func:`_finish_readers` ends them.
+    """
+    readers: list[AsyncGenerator[bytes, None]] = []
+    original = response.aiter_raw
+
+    def aiter_raw(chunk_size: int | None = None) -> AsyncGenerator[bytes, None]:
+        reader = cast(AsyncGenerator[bytes, None], original(chunk_size))
+        readers.append(reader)
+        return reader
+
+    setattr(response, "aiter_raw", aiter_raw)  # noqa: B010 - shadows the method on this one
+    return readers
+
+
+async def _finish_readers(readers: list[AsyncGenerator[bytes, None]]) -> None:
+    # Closing a suspended reader would leave the ones below it suspended: a short rest of the
+    # body is read instead, so that every layer ends as it normally does.
+    for reader in readers:
+        with contextlib.suppress(Exception), anyio.move_on_after(_TICK):
+            skimmed = 0
+            async for chunk in reader:
+                skimmed += len(chunk)
+                if skimmed >= _SKIM_LIMIT:
+                    break
+        with contextlib.suppress(Exception):
+            await reader.aclose()
 
 
 def _lock_of(runtime: Runtime, name: str) -> anyio.Lock:

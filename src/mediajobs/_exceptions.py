@@ -2,11 +2,11 @@
 
 Every failure a user can meet is one of these. Dialects raise ``APIError`` and
 ``ProtocolError`` for what providers answer; everything else is built here, once: httpx failures
-(:func:`translate`), job outcomes (:func:`outcome_error`) and wait deadlines
-(:func:`wait_timeout_error`)::
+(:func:`translate`, :func:`unusable_redirect`), job outcomes (:func:`outcome_error`), wait
+deadlines (:func:`wait_timeout_error`) and calls on a closed client (:func:`closed_error`)::
 
     MediaJobsError
-    ├── ConfigurationError        missing key, bad base URL
+    ├── ConfigurationError        missing key, bad base URL, closed client
     ├── UnsupportedError          kind or operation the provider lacks
     ├── APIError                  .status_code, .body, .response
     │   ├── BadRequestError       400, 422
@@ -74,9 +74,11 @@ __all__ = [
     "UnsupportedError",
     "WaitTimeoutError",
     "WebhookVerificationError",
+    "closed_error",
     "error_class_for_status",
     "outcome_error",
     "translate",
+    "unusable_redirect",
     "wait_timeout_error",
 ]
 
@@ -394,6 +396,27 @@ def translate(exc: httpx.HTTPError, request: httpx.Request | None = None) -> API
     return error
 
 
+def unusable_redirect(provider: str, request: httpx.Request) -> ProtocolError:
+    """Build the error of an answer redirecting to a ``Location`` that is not a URL.
+
+    httpx parses the ``Location`` of every 3xx answer (even one it will not follow) and raises
+    ``httpx.InvalidURL``, which is no ``httpx.HTTPError``, for ``javascript:``, ``data:`` and
+    the like; such an answer is a protocol violation, and retrying it would change nothing.
+
+    Args:
+        provider: The provider's name.
+        request: The request so answered.
+
+    Returns:
+        A :class:`ProtocolError` naming the request (without its query string), not the
+        ``Location`` (the server's text, which may be anything).
+    """
+    where = f"{request.method} {request.url.copy_with(query=None)}"
+    return ProtocolError(
+        f"{where} answered with a redirect to something that is not a URL", provider=provider
+    )
+
+
 _OUTCOMES: dict[str, tuple[type[JobError[Any]], str]] = {
     "failed": (JobFailedError, "failed"),
     "cancelled": (JobCancelledError, "was cancelled"),
@@ -440,3 +463,14 @@ def wait_timeout_error(
     if len(pending) > 1:
         message = f"{len(pending)} job(s) unfinished; first: {message}"
     return WaitTimeoutError(message, job=handle, pending=[h for h, _ in pending])
+
+
+def closed_error() -> ConfigurationError:
+    """Build the error of a call made on a client that is closed.
+
+    Returns:
+        A :class:`ConfigurationError` saying so (its httpx client can send nothing more).
+    """
+    return ConfigurationError(
+        "the client is closed: make calls inside its with block, or build a new client"
+    )

@@ -32,6 +32,7 @@ from ._exceptions import (
     WaitTimeoutError,
     outcome_error,
     translate,
+    unusable_redirect,
     wait_timeout_error,
 )
 from ._policy import PollPolicy, RetryPolicy, parse_retry_after
@@ -122,6 +123,7 @@ def request_flow(
         What ``parse`` returned.
 
     Raises:
+        ProtocolError: When the answer redirects to a ``Location`` that is not a URL.
         MediaJobsError: The last failure, when it is not retryable or retries ran out.
         DeadlineReachedError: When the next attempt would start after ``deadline``.
     """
@@ -134,6 +136,8 @@ def request_flow(
         try:
             response = yield Send(settings.prepare(request, deadline=deadline))
             return parse(response)
+        except httpx.InvalidURL:
+            raise unusable_redirect(settings.dialect.name, request) from None
         except httpx.HTTPError as exc:
             failure = translate(exc, request)
         except APIError as exc:
@@ -503,9 +507,10 @@ def wait_flow(
         JobCancelledError: The job was cancelled.
         JobExpiredError: The job expired.
         WaitTimeoutError: When the deadline passes first (``.job`` is ``job``, as last seen).
+        ConfigurationError: When ``timeout`` is not a finite number of seconds > 0.
         MediaJobsError: When a status read fails beyond retries.
     """
-    timeout = settings.wait_timeout if timeout is None else timeout
+    timeout = settings.timeout_of(timeout)
     deadline = None if timeout is None else settings.clock() + timeout
     policy = poll or settings.poll
     data = data_of(job)
@@ -583,6 +588,9 @@ class ManyWait(Generic[H]):
         timeout: Seconds for the whole batch (one shared deadline); ``None`` uses the client's
             ``wait_timeout``.
         poll: A poll policy; ``None`` uses the client's.
+
+    Raises:
+        ConfigurationError: When ``timeout`` is not a finite number of seconds > 0.
     """
 
     def __init__(
@@ -597,7 +605,7 @@ class ManyWait(Generic[H]):
         self._single = replace(settings, retry=RetryPolicy.none())
         self._rule = RetryRule(settings.retry, clock=settings.clock, random=settings.random)
         self.policy = poll or settings.poll
-        self.timeout = settings.wait_timeout if timeout is None else timeout
+        self.timeout = settings.timeout_of(timeout)
         now = settings.clock()
         self.deadline = None if self.timeout is None else now + self.timeout
         self.results: list[H] = list(jobs)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ._exceptions import APIError
-from ._policy import PollPolicy, RetryPolicy
+from ._policy import PollPolicy, RetryPolicy, check_timeout
 
 if TYPE_CHECKING:
     from .dialects.base import Dialect
@@ -56,8 +56,36 @@ class Settings:
     random: Callable[[], float] = field(default_factory=lambda: random.Random().random)  # noqa: S311
     concurrency: int = 32
 
+    def __post_init__(self) -> None:
+        """Refuse a request timeout that is not a finite number > 0, or a bad wait timeout.
+
+        Raises:
+            ConfigurationError: When one is (``nan``, ``inf``, negative, not a number; ``0``
+                for a request).
+        """
+        if not isinstance(self.timeout, httpx.Timeout):  # one checked by its maker
+            object.__setattr__(self, "timeout", check_timeout(self.timeout, "timeout"))
+        object.__setattr__(self, "wait_timeout", _wait_seconds(self.wait_timeout, "wait_timeout"))
+
+    def timeout_of(self, timeout: float | None) -> float | None:
+        """Return the length of a wait: ``timeout`` checked, or the default ``wait_timeout``.
+
+        Args:
+            timeout: The caller's timeout in seconds (``0``: look once, do not wait), or
+                ``None`` for the default.
+
+        Returns:
+            Seconds, or ``None`` for no deadline.
+
+        Raises:
+            ConfigurationError: When ``timeout`` is not a finite number of seconds >= 0.
+        """
+        return self.wait_timeout if timeout is None else _wait_seconds(timeout, "timeout")
+
     def prepare(self, request: httpx.Request, *, deadline: float | None = None) -> httpx.Request:
-        """Add headers, credentials (API hosts only) and a timeout to a dialect's request.
+        """Add headers and credentials (API hosts only) and a timeout to a dialect's request.
+
+        Other hosts (storage, redirect targets) get the ``User-Agent`` alone.
 
         Args:
             request: The request as the dialect built it.
@@ -67,10 +95,13 @@ class Settings:
             The same request, completed.
         """
         headers = request.headers
+        api = self.dialect.is_api_url(request.url)
         for name, value in self.headers.items():
-            if name not in headers:  # not setdefault: a miss there raises and catches KeyError
-                headers[name] = value
-        if self.dialect.is_api_url(request.url):
+            # The caller's headers are API headers: storage hosts and redirect targets
+            # elsewhere get the User-Agent alone.
+            if (api or name.lower() == "user-agent") and name not in headers:
+                headers[name] = value  # not setdefault: a miss there raises and catches KeyError
+        if api:
             for name, value in self.dialect.auth_headers(self.api_key).items():
                 headers[name] = value
         limits = (
@@ -116,3 +147,10 @@ class Settings:
             error.body = self.redact(error.body)
         elif self.api_key and self.api_key in repr(error.body):
             error.body = "<redacted: the body quoted the API key>"
+
+
+def _wait_seconds(value: object, name: str) -> float | None:
+    # A wait may be 0 seconds long (read the job once, do not wait); a request may not.
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    return check_timeout(value, name)
