@@ -227,9 +227,10 @@ def assert_sync_complete(fake: HoldingFake, tmp_path: Path, stale: list[Path]) -
         assert entry["status"] == "succeeded" and entry["downloaded"]
         (file,) = entry["files"]
         assert Path(file["path"]).read_bytes() == fake.artifact_bytes(entry["id"])
-    # The resumed run leaves no part file of its own. The killed process's part file stays:
-    # nothing in a plain client knows it is abandoned (``mediajobs batch`` deletes them).
-    assert part_files(tmp_path / "out") == stale
+    # The resumed run leaves no part file of its own, and the killed process's part files are
+    # gone too: nobody held their lock any more, so the resumed download deleted them.
+    assert all(not path.exists() for path in stale)
+    assert part_files(tmp_path / "out") == []
 
 
 def test_sync_client_killed_mid_wait_then_resumed(

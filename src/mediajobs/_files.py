@@ -4,6 +4,11 @@ Each artifact is written to ``.<stem>.part-<random>`` in the destination directo
 SHA-256 computed as the bytes go by), flushed and fsynced, and renamed to ``<stem><ext>`` only
 once *every* artifact of the call is complete: a failure or a cancellation anywhere leaves
 neither a final file nor a temporary one (:meth:`ArtifactFiles.cleanup`).
+
+A process killed mid-download cannot clean up, so each part file is held under an advisory
+lock (``flock``) until it is renamed or deleted; the kernel drops the lock when its process
+dies. A later download of the same artifacts deletes the part files nobody holds (where
+``fcntl`` exists: Linux, macOS), and never one that another live download is writing.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from typing import IO
 
 from ._exceptions import DownloadError
 from ._naming import extension_for, safe_url
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: part files of killed downloads stay
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["ArtifactFiles", "target_in"]
 
@@ -93,6 +103,7 @@ class _Part:
             break
         else:
             raise DownloadError(f"cannot create a temporary file in {directory}", url=url)
+        self._lock = _hold(fd)
         self._file: IO[bytes] | None = os.fdopen(fd, "wb")
 
     def _error(self, what: str, exc: OSError, where: Path | None = None) -> DownloadError:
@@ -140,6 +151,13 @@ class _Part:
             raise self._error("cannot write", exc) from exc
         self._file = None
 
+    def release(self) -> None:
+        """Drop the file's lock: it has been renamed or deleted (never raises)."""
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock)
+            self._lock = None
+
     def discard(self) -> None:
         """Close and delete the file (never raises)."""
         with contextlib.suppress(OSError):
@@ -148,6 +166,59 @@ class _Part:
         self._file = None
         with contextlib.suppress(OSError):
             self.path.unlink()
+        self.release()
+
+
+def _hold(fd: int) -> int | None:
+    """Lock a new part file until :meth:`_Part.release` (``None``: no locks here).
+
+    The lock belongs to the open file, which a duplicate descriptor keeps open after the
+    writing one is closed (before the rename).
+    """
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return os.dup(fd)
+    except OSError:
+        return None
+
+
+def remove_abandoned_parts(directory: Path, stems: Sequence[str]) -> list[Path]:
+    """Delete the part files of these stems that no live download holds (never raises).
+
+    Args:
+        directory: The destination directory.
+        stems: The artifacts' file name stems.
+
+    Returns:
+        The files deleted.
+    """
+    if fcntl is None or not stems:
+        return []
+    pattern = re.compile(
+        r"\.(?:" + "|".join(re.escape(stem) for stem in stems) + r")\.part-[0-9a-f]{8}"
+    )
+    removed: list[Path] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            if not pattern.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live download holds it
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            finally:
+                os.close(fd)
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -190,6 +261,7 @@ class ArtifactFiles:
             DownloadError: When the directory is unusable or a file exists (without overwrite).
         """
         self.directory = _prepare_dir(self.dest_dir)
+        remove_abandoned_parts(self.directory, stems)
         if not self.overwrite:
             _refuse_existing(self.directory, stems)
         self._stems = list(stems)
@@ -242,6 +314,7 @@ class ArtifactFiles:
                 os.replace(part.path, target)
             except OSError as exc:
                 raise DownloadError(f"cannot create {target}: {exc.strerror or exc}") from exc
+            part.release()
             self._parts[key] = None
             written.append((target, part.size, part.sha256))
         _fsync_dir(self.directory)
