@@ -178,11 +178,6 @@ class SQLiteBackend(Backend):
         self._timeout = timeout
         self._write_lock = threading.Lock()
         self._pool: _Pool[sqlite3.Connection] = _Pool(self._connect, sqlite3.Connection.close)
-        # Connections kept at synchronous=NORMAL for commits that need no disk flush: no
-        # PRAGMA switch back and forth around each of them.
-        self._relaxed: _Pool[sqlite3.Connection] = _Pool(
-            self._connect_relaxed, sqlite3.Connection.close
-        )
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -197,15 +192,6 @@ class SQLiteBackend(Backend):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-        except self._sqlite.Error as exc:
-            conn.close()
-            raise StoreError(f"cannot open the job store {self.description}: {exc}") from exc
-        return conn
-
-    def _connect_relaxed(self) -> sqlite3.Connection:
-        conn = self._connect()
-        try:
-            conn.execute("PRAGMA synchronous = NORMAL")
         except self._sqlite.Error as exc:
             conn.close()
             raise StoreError(f"cannot open the job store {self.description}: {exc}") from exc
@@ -226,23 +212,29 @@ class SQLiteBackend(Backend):
         Raises:
             StoreError: If SQLite fails (locked past the timeout, disk full, corrupt, …).
         """
-        pool = self._relaxed if write and not durable else self._pool
-        conn = pool.acquire()
+        conn = self._pool.acquire()
         lock = self._write_lock if write else contextlib.nullcontext()
+        relaxed = write and not durable
         try:
             with lock:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                if relaxed:
+                    conn.execute("PRAGMA synchronous = NORMAL")
                 try:
-                    yield Tx(conn.cursor(), _same)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.rollback()
-                    raise
+                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    try:
+                        yield Tx(conn.cursor(), _same)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.rollback()
+                        raise
+                finally:
+                    if relaxed:
+                        conn.execute("PRAGMA synchronous = FULL")
         except self._sqlite.Error as exc:
             raise StoreError(f"job store {self.description}: {exc}") from exc
         finally:
-            pool.release(conn)
+            self._pool.release(conn)
 
     def migration_lock(self, tx: Tx) -> None:
         """Nothing more to do: ``BEGIN IMMEDIATE`` already holds the database's write lock.
@@ -254,7 +246,6 @@ class SQLiteBackend(Backend):
     def close(self) -> None:
         """Close the idle connections."""
         self._pool.close()
-        self._relaxed.close()
 
 
 class PostgresBackend(Backend):
