@@ -50,6 +50,8 @@ _OBSERVATIONS = (StatusSeen, FileWritten)
 """Events committed without waiting for the disk flush (see ``JobStore.record_status``)."""
 _FOLLOW = 0.05
 """Seconds a recorder call waiting for another thread's group commit checks it is still led."""
+_IDLE = 2.0
+"""Seconds the writer thread waits for more observations before it ends (until the next)."""
 _HASH_CHUNK = 1 << 20
 _RECORDERS: weakref.WeakKeyDictionary[JobStore, StoreRecorder] = weakref.WeakKeyDictionary()
 _RECORDERS_LOCK = threading.Lock()
@@ -190,6 +192,9 @@ class StoreRecorder:
         self._queue: list[_Pending] = []
         self._posted: list[_Pending] = []
         self._writing = False
+        self._wake = threading.Condition(self._queue_lock)
+        self._woken = False
+        self._writer: threading.Thread | None = None
 
     def __call__(self, event: Event) -> Any:
         """Record one event, in one transaction with those other threads record meanwhile.
@@ -237,16 +242,45 @@ class StoreRecorder:
                 item.done.wait(_FOLLOW)
 
     def _post(self, event: Event) -> None:
-        """Queue an observation; a writer thread records it with the next group."""
+        """Queue an observation; the writer thread records it with the next group.
+
+        The writer thread persists between observations (it ends after ``_IDLE`` seconds
+        without any), so posting costs no thread start.
+        """
         item = _Pending(event)
         with self._queue_lock:
             self._queue.append(item)
             self._posted.append(item)
-            start = not self._writing
-            if start:
-                self._writing = True
-        if start:
-            threading.Thread(target=self._lead, name="mediajobs-store", daemon=True).start()
+            if self._writing:
+                return  # the current writer drains the queue before it stops
+            self._writing = True
+            if self._writer is not None:
+                self._woken = True
+                self._wake.notify()
+                return
+            self._writer = threading.Thread(
+                target=self._write_posted, name="mediajobs-store", daemon=True
+            )
+            writer = self._writer
+        writer.start()
+
+    def _write_posted(self) -> None:
+        """The writer thread: lead each round it is woken for, end when idle."""
+        while True:
+            try:
+                self._lead()
+            except BaseException:  # ended abnormally: the next post starts another writer
+                with self._queue_lock:
+                    self._writer = None
+                    self._woken = False
+                raise
+            with self._queue_lock:
+                if not self._woken:
+                    self._wake.wait(_IDLE)
+                if not self._woken:
+                    self._writer = None
+                    return
+                self._woken = False
 
     def pending(self) -> bool:
         """Whether observations were posted since the last :meth:`flush`.
