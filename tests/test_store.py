@@ -567,3 +567,35 @@ def test_missing_postgres_binaries_skip_locally_and_fail_in_ci(
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must install"):
         pg_cluster.require_pg_bin()
+
+
+def test_stores_opened_at_once_on_a_new_sqlite_file_all_open(tmp_path: Path) -> None:
+    # Switching a new file to WAL while another connection does the same can fail with
+    # "database is locked" without SQLite's busy handler ever waiting (seen between two
+    # processes submitting at once on a new store): opening retries until the timeout.
+    failures: list[BaseException] = []
+    for trial in range(40):
+        path = tmp_path / f"race{trial}.db"
+        stores = [mj.JobStore(path) for _ in range(3)]
+        start = threading.Barrier(len(stores))
+
+        def open_and_write(store: mj.JobStore, name: str) -> None:
+            start.wait()
+            try:
+                store.begin_submit(P, name)
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [
+            threading.Thread(target=open_and_write, args=(store, f"k{i}"))
+            for i, store in enumerate(stores)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        with stores[0] as store:
+            assert sorted(r.key for r in store.jobs(P, status="submitting")) == ["k0", "k1", "k2"]
+        for store in stores[1:]:
+            store.close()

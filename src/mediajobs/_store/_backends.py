@@ -32,13 +32,23 @@ parent's connection (a PostgreSQL connection closed in the child ends the parent
 
 
 class Tx:
-    """One open transaction: run ``?``-placeholder SQL on it."""
+    """One open transaction: run ``?``-placeholder SQL on it.
 
-    __slots__ = ("_convert", "_cursor")
+    Args:
+        cursor: The DB-API cursor.
+        convert: Turns ``?`` placeholders into the driver's.
+        returning: Whether :meth:`insert` asks for the new row's id with ``RETURNING``
+            (PostgreSQL) rather than reading the cursor's ``lastrowid`` (SQLite).
+    """
 
-    def __init__(self, cursor: Any, convert: Callable[[str], str]) -> None:
+    __slots__ = ("_convert", "_cursor", "_returning")
+
+    def __init__(
+        self, cursor: Any, convert: Callable[[str], str], *, returning: bool = False
+    ) -> None:
         self._cursor = cursor
         self._convert = convert
+        self._returning = returning
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement.
@@ -52,6 +62,24 @@ class Tx:
         """
         self._cursor.execute(self._convert(sql), tuple(params))
         return int(self._cursor.rowcount)
+
+    def insert(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        """Run an ``INSERT`` of one row into a table with an ``id`` key; return the row's id.
+
+        Args:
+            sql: The statement, with ``?`` placeholders (it may skip the row, e.g.
+                ``ON CONFLICT DO NOTHING``).
+            params: Their values.
+
+        Returns:
+            The new row's ``id``, or ``None`` when no row was inserted.
+        """
+        if self._returning:
+            self._cursor.execute(self._convert(sql + " RETURNING id"), tuple(params))
+            row = self._cursor.fetchone()
+            return None if row is None else int(row[0])
+        self._cursor.execute(self._convert(sql), tuple(params))
+        return int(self._cursor.lastrowid) if self._cursor.rowcount == 1 else None
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """Run a query and return its first row.
@@ -189,13 +217,33 @@ class SQLiteBackend(Backend):
             raise StoreError(f"cannot open the job store {self.description}: {exc}") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._use_wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
         except self._sqlite.Error as exc:
             conn.close()
             raise StoreError(f"cannot open the job store {self.description}: {exc}") from exc
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to the WAL journal, retrying while another connection holds the file.
+
+        Two connections switching a new file at once can get "database is locked" at once,
+        without SQLite's busy handler ever waiting: retried with jitter until the timeout.
+        """
+        import tenacity  # noqa: PLC0415 - imported on use, as sqlite3 is
+
+        def locked(exc: BaseException) -> bool:
+            return isinstance(exc, self._sqlite.OperationalError) and "locked" in str(exc)
+
+        for attempt in tenacity.Retrying(
+            retry=tenacity.retry_if_exception(locked),
+            stop=tenacity.stop_after_delay(self._timeout),
+            wait=tenacity.wait_random(0.001, 0.02),
+            reraise=True,
+        ):
+            with attempt:
+                conn.execute("PRAGMA journal_mode = WAL")
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool, durable: bool = True) -> Iterator[Tx]:
@@ -298,7 +346,7 @@ class PostgresBackend(Backend):
             with conn.transaction(), conn.cursor() as cursor:
                 if not durable:
                     cursor.execute("SET LOCAL synchronous_commit = off")
-                yield Tx(cursor, _percent)
+                yield Tx(cursor, _percent, returning=True)
         except self._psycopg.Error as exc:
             broken = conn.closed or conn.broken
             raise StoreError(
