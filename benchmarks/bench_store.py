@@ -191,6 +191,7 @@ def client_side_by_side(jobs: int, rounds: int, directory: str | None) -> None:
 
     variants = ("mediajobs", "mediajobs-store")
     cpu: dict[str, list[float]] = {v: [] for v in variants}
+    phases: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     wall: dict[str, list[float]] = {v: [] for v in variants}
     sizes: list[tuple[float, float]] = []
     for r in range(rounds):
@@ -206,6 +207,7 @@ def client_side_by_side(jobs: int, rounds: int, directory: str | None) -> None:
                 if ok != jobs or data["errors"]:
                     print(f"  {variant}: {ok}/{jobs} succeeded, {data['errors']} errors")
                 cpu[variant].append(data["cpu"])
+                phases[variant].append((data["cpu_submit"], data["cpu_wait"]))
                 wall[variant].append(data["wall"])
                 if variant == "mediajobs-store":
                     with mj.JobStore(db) as store:
@@ -219,6 +221,9 @@ def client_side_by_side(jobs: int, rounds: int, directory: str | None) -> None:
             f"{variant:<16} client CPU {statistics.median(c):6.1f} s (range {c[0]:.1f}-"
             f"{c[-1]:.1f}), wall {statistics.median(w):6.1f} s (range {w[0]:.1f}-{w[-1]:.1f})"
         )
+        submit = statistics.median(s for s, _ in phases[variant])
+        waiting = statistics.median(w for _, w in phases[variant])
+        print(f"{'':<16} of which submitting {submit:6.1f} s, waiting {waiting:6.1f} s")
     ratios = sorted(s / b for s, b in zip(cpu["mediajobs-store"], cpu["mediajobs"], strict=True))
     print(
         f"CPU ratio store/no store: median {statistics.median(ratios):.3f} "

@@ -943,9 +943,7 @@ class AsyncClient(_BaseClient[AsyncJob]):
         result = await run_async(flow, self._runtime(**callbacks))
         recorder = self._store_recorder
         if recorder is not None and recorder.pending():
-            from anyio import to_thread  # noqa: PLC0415 - only with a store
-
-            await to_thread.run_sync(recorder.flush)  # the call's observations are recorded
+            await recorder.aflush()  # the call's observations are recorded when it returns
         return result
 
     async def _bound_all(self, handles: list[AsyncJob]) -> list[AsyncJob]:

@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, cast
@@ -50,6 +50,16 @@ _ADVANCE = (
     f"WHERE provider = ? AND {{where}} AND {_RANK} < ?"
 )
 
+_ACCEPT = (
+    "UPDATE mediajobs_jobs SET state = ?, job_id = ?, error = NULL, updated_at = ?, "  # noqa: S608
+    f"status = CASE WHEN {_RANK} < ? THEN ? ELSE status END, "
+    f"job = CASE WHEN {_RANK} < ? THEN ? ELSE job END, "
+    f"artifact_count = CASE WHEN {_RANK} < ? THEN ? ELSE artifact_count END "
+    "WHERE provider = ? AND key = ?"
+)
+"""One statement recording an accepted submit: its job id, and its snapshot if it moves the
+status forward (every ``CASE`` reads the row as it was before the update)."""
+
 _SUBMIT_STATES = (SUBMITTING, SUBMIT_UNKNOWN, SUBMIT_FAILED)
 _EVENT_RETENTION = 7 * 86400.0
 _STALE_AFTER = 300.0
@@ -67,8 +77,8 @@ def _rank(status: JobStatus) -> int:
 
 def _snapshot(job: JobData | Mapping[str, Any]) -> tuple[str, JobStatus, str, int]:
     """Check a ``job.to_dict()`` and return its id, status, JSON text and artifact count."""
-    if isinstance(job, JobData):
-        job = job.model_dump(mode="json")
+    if isinstance(job, JobData):  # the clients' case: valid by construction, dumped in one go
+        return job.id, job.status, job.model_dump_json(), len(job.artifacts)
     if not isinstance(job, Mapping):
         raise StoreError(f"a job snapshot is a job.to_dict() mapping, not {type(job).__name__}")
     job_id = job.get("id")
@@ -233,6 +243,37 @@ class JobStore:
             ConfigurationError: If the key is empty, or params or labels are not JSON-safe.
             StoreError: If the database fails.
         """
+        existing, created, _, fresh = self._begin(
+            provider,
+            key,
+            idempotency_key=idempotency_key,
+            kind=kind,
+            model=model,
+            prompt=prompt,
+            params=params,
+            labels=labels,
+        )
+        return (existing if existing is not None else fresh()), created
+
+    def _begin(
+        self,
+        provider: str,
+        key: str,
+        *,
+        idempotency_key: str | None,
+        kind: str | None,
+        model: str | None,
+        prompt: str | None,
+        params: Mapping[str, Any] | None,
+        labels: Mapping[str, Any] | None,
+    ) -> tuple[StoredJob | None, bool, dict[str, Any], Callable[[], StoredJob]]:
+        """:meth:`begin_submit`, reading nothing back for a new record.
+
+        Returns:
+            The existing record (``None``: a new one was made), whether the key was claimed,
+            the labels as recorded, and a function building a new record's
+            :class:`StoredJob` (for callers that want it).
+        """
         _check_key(provider, key)
         labels_dict = check_labels(labels)
         params_text = canonical_json(recordable_params(params or {}))
@@ -240,38 +281,62 @@ class JobStore:
         header = idempotency_key or idempotency_key_for(provider, key)
         now = time.time()
         spec = (kind, model, prompt, params_text, labels_text)
+
+        def fresh() -> StoredJob:
+            created = _time(now)
+            return StoredJob(
+                provider=provider,
+                key=key,
+                idempotency_key=header,
+                state=SUBMITTING,
+                job_id=None,
+                status=None,
+                kind=kind,
+                model=model,
+                prompt=prompt,
+                params=json.loads(params_text),
+                labels=json.loads(labels_text),
+                job=None,
+                files=(),
+                error=None,
+                attempts=1,
+                created_at=created,
+                updated_at=created,
+            )
+
         with self._tx(write=True) as tx:
             owner = current_owner()
-            inserted = tx.execute(
+            new_id = tx.insert(
                 "INSERT INTO mediajobs_jobs (provider, key, idempotency_key, state, kind, model, "
                 "prompt, params, labels, owner, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (provider, key) DO NOTHING",
                 (provider, key, header, SUBMITTING, *spec, owner, now, now),
             )
-            if not inserted:
-                inserted = tx.execute(
+            if new_id is None:  # a record exists: only a refused one is claimed again
+                row_id = self._row_id(tx, provider, key)
+                reclaimed = tx.execute(
                     "UPDATE mediajobs_jobs SET state = ?, idempotency_key = ?, kind = ?, "
                     "model = ?, prompt = ?, params = ?, labels = ?, owner = ?, error = NULL, "
                     "attempts = attempts + 1, created_at = ?, updated_at = ? "
-                    "WHERE provider = ? AND key = ? AND state = ?",
-                    (SUBMITTING, header, *spec, owner, now, now, provider, key, SUBMIT_FAILED),
+                    "WHERE id = ? AND state = ?",
+                    (SUBMITTING, header, *spec, owner, now, now, row_id, SUBMIT_FAILED),
                 )
-                if inserted:
-                    tx.execute(
-                        "DELETE FROM mediajobs_labels WHERE job = (SELECT id FROM "
-                        "mediajobs_jobs WHERE provider = ? AND key = ?)",
-                        (provider, key),
-                    )
-            row_id = self._row_id(tx, provider, key)
-            if inserted:
-                for name, value in labels_dict.items():
-                    tx.execute(
-                        "INSERT INTO mediajobs_labels (job, name, value) VALUES (?, ?, ?)",
-                        (row_id, name, label_value(value)),
-                    )
-            record = self._load(tx, "id = ?", (row_id,))[0]
-        return record, bool(inserted)
+                if reclaimed:
+                    tx.execute("DELETE FROM mediajobs_labels WHERE job = ?", (row_id,))
+                    self._label(tx, row_id, labels_dict)
+                record = self._load(tx, "id = ?", (row_id,))[0]
+                return record, bool(reclaimed), record.labels, fresh
+            self._label(tx, new_id, labels_dict)
+        return None, True, labels_dict, fresh
+
+    @staticmethod
+    def _label(tx: Tx, row_id: int, labels: Mapping[str, Any]) -> None:
+        for name, value in labels.items():
+            tx.execute(
+                "INSERT INTO mediajobs_labels (job, name, value) VALUES (?, ?, ?)",
+                (row_id, name, label_value(value)),
+            )
 
     def claim_resend(self, provider: str, key: str, *, stale_after: float = _STALE_AFTER) -> bool:
         """Claim the right to send a submit again whose outcome is unknown.
@@ -335,8 +400,7 @@ class JobStore:
             StoreError: If there is no record with this key, the job id is already recorded
                 under another key, the snapshot is malformed, or the database fails.
         """
-        job_id, status, text, count = _snapshot(job)
-        now = time.time()
+        job_id = _snapshot(job)[0]
         with self._tx(write=True) as tx:
             other = tx.one(
                 "SELECT key FROM mediajobs_jobs WHERE provider = ? AND job_id = ? AND key <> ?",
@@ -346,18 +410,29 @@ class JobStore:
                 raise StoreError(
                     f"{provider} job {job_id!r} is already recorded under key {other[0]!r}"
                 )
-            changed = tx.execute(
-                "UPDATE mediajobs_jobs SET state = ?, job_id = ?, error = NULL, updated_at = ? "
-                "WHERE provider = ? AND key = ?",
-                (ACCEPTED, job_id, now, provider, key),
-            )
-            if not changed:
-                raise StoreError(f"no {provider} submit is recorded under key {key!r}")
-            tx.execute(
-                _ADVANCE.format(where="key = ?"),
-                (status.value, text, count, now, provider, key, _rank(status)),
-            )
+            self._accept_in(tx, provider, key, job)
             return self._load(tx, "provider = ? AND key = ?", (provider, key))[0]
+
+    def _accept(self, provider: str, key: str, job: JobData | Mapping[str, Any]) -> None:
+        """:meth:`mark_accepted` in one statement, without reading the record back.
+
+        It takes and raises what :meth:`mark_accepted` does, except that a job id recorded
+        under another key fails on the database's unique index, without naming that key.
+        """
+        with self._tx(write=True) as tx:
+            self._accept_in(tx, provider, key, job)
+
+    @staticmethod
+    def _accept_in(tx: Tx, provider: str, key: str, job: JobData | Mapping[str, Any]) -> None:
+        job_id, status, text, count = _snapshot(job)
+        rank = _rank(status)
+        now = time.time()
+        changed = tx.execute(
+            _ACCEPT,
+            (ACCEPTED, job_id, now, rank, status.value, rank, text, rank, count, provider, key),
+        )
+        if not changed:
+            raise StoreError(f"no {provider} submit is recorded under key {key!r}")
 
     def mark_unknown(self, provider: str, key: str, reason: str) -> bool:
         """Record that the submit may have reached the provider but its answer was lost.

@@ -3,15 +3,18 @@
 :class:`StoreRecorder` is the client's recorder (``_drivers.Recorder``) when it has a store.
 It turns each :class:`~mediajobs._steps.Record` event into a store call and answers what the
 flows ask: whether a submit may be sent (:class:`~mediajobs._steps.Claim`) and which state a
-failed submit was kept in. Its calls block on the database; the async client runs them on
-worker threads (:meth:`StoreRecorder.acall`).
+failed submit was kept in. Its calls block on the database. One writer thread per store writes
+what is queued, a transaction per group: async clients queue their facts and are woken from
+that thread once per group (:meth:`StoreRecorder.acall`), with no worker thread per fact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,7 +36,7 @@ from ._jobstore import JobStore
 from ._records import SUBMIT_FAILED, SUBMIT_UNKNOWN, StoredJob, submit_error_state
 
 if TYPE_CHECKING:
-    import anyio.abc  # noqa: F401
+    import anyio
 
 __all__ = [
     "JobInfo",
@@ -52,6 +55,13 @@ _FOLLOW = 0.05
 """Seconds a recorder call waiting for another thread's group commit checks it is still led."""
 _IDLE = 2.0
 """Seconds the writer thread waits for more observations before it ends (until the next)."""
+_LINGER = 0.05
+"""Seconds the writer thread lets observations gather before it writes them, unless a fact
+someone waits for (a submit's, a flush) arrives: fewer, larger transactions."""
+_GATHER = 0.001
+"""Seconds the writer thread lets facts someone waits for gather, when the last group held
+several (concurrent submits): a commit then serves more of them (a one-at-a-time submit is
+written at once)."""
 _HASH_CHUNK = 1 << 20
 _RECORDERS: weakref.WeakKeyDictionary[JobStore, StoreRecorder] = weakref.WeakKeyDictionary()
 _RECORDERS_LOCK = threading.Lock()
@@ -147,15 +157,79 @@ class JobInfo:
 
 
 class _Pending:
-    """One event waiting for its group's commit."""
+    """One event waiting for its group's commit (``None``: a barrier that writes nothing).
 
-    __slots__ = ("done", "error", "event", "result")
+    A thread waiting for the item has its ``done`` event set once it is written; an item
+    queued from async code carries its event loop's mailbox and an event of that loop, which
+    the mailbox sets. Observations nobody waits for have neither: a flush waits for a barrier
+    queued after them (groups are written in queue order).
+    """
 
-    def __init__(self, event: Event) -> None:
+    __slots__ = ("done", "error", "event", "finished", "mailbox", "ready", "result")
+
+    def __init__(
+        self,
+        event: Event | None,
+        *,
+        waited: bool = False,
+        mailbox: _Mailbox | None = None,
+        ready: anyio.Event | None = None,
+    ) -> None:
         self.event = event
         self.result: Any = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.finished = False
+        self.done = threading.Event() if waited else None
+        self.mailbox = mailbox
+        self.ready = ready
+
+    def finish(self) -> None:
+        """Mark the item written (its result or error is set)."""
+        self.finished = True
+        if self.done is not None:
+            self.done.set()
+
+
+class _Mailbox:
+    """Hands written items back to one event loop: one cross-thread call per batch.
+
+    The writer thread delivers each group's items; the first delivery since the loop last
+    drained schedules a drain in the loop (``call_soon_threadsafe`` for asyncio,
+    ``run_sync_soon`` for trio), which sets every delivered item's event there.
+
+    Args:
+        loop: The loop's native token (an asyncio loop or a trio token).
+        soon: The name of its thread-safe "run this callback soon" method.
+    """
+
+    __slots__ = ("_lock", "_loop", "_ready", "_soon")
+
+    def __init__(self, loop: object, soon: str) -> None:
+        self._loop = weakref.ref(loop)  # the recorder's map of mailboxes must not keep it
+        self._soon = soon
+        self._lock = threading.Lock()
+        self._ready: list[_Pending] = []
+
+    def deliver(self, items: list[_Pending]) -> None:
+        """Hand written items to the loop (from any thread).
+
+        Args:
+            items: Items queued from this loop, now written.
+        """
+        with self._lock:
+            idle = not self._ready
+            self._ready.extend(items)
+        loop = self._loop()
+        if idle and loop is not None:
+            with contextlib.suppress(Exception):  # the loop has ended: no one waits any more
+                getattr(loop, self._soon)(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for item in ready:
+            if item.ready is not None:
+                item.ready.set()
 
 
 def recorder_for(store: JobStore) -> StoreRecorder:
@@ -187,14 +261,19 @@ class StoreRecorder:
         self.store = store
         self._lock = threading.Lock()
         self._claimed: dict[str, JobInfo] = {}
-        self._sending: set[tuple[str, str]] = set()
+        self._sending: dict[tuple[str, str], dict[str, Any]] = {}
+        """The submits this recorder let go out, not ended yet: their records' labels."""
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._posted: list[_Pending] = []
         self._writing = False
         self._wake = threading.Condition(self._queue_lock)
         self._woken = False
+        self._urgent = False
+        self._served = 0
+        """How many waited-for facts the last group written held."""
         self._writer: threading.Thread | None = None
+        self._mailboxes: weakref.WeakKeyDictionary[object, _Mailbox] = weakref.WeakKeyDictionary()
 
     def __call__(self, event: Event) -> Any:
         """Record one event, in one transaction with those other threads record meanwhile.
@@ -221,36 +300,58 @@ class StoreRecorder:
         if isinstance(event, _OBSERVATIONS):
             self._post(event)
             return None
-        item = _Pending(event)
+        item = _Pending(event, waited=True)
         with self._queue_lock:
             self._queue.append(item)
+            self._hurry()
         self._await(item)
         if item.error is not None:
             raise item.error
         return item.result
 
+    def _hurry(self) -> None:
+        """End the writer thread's lingering: someone waits for what is queued (lock held)."""
+        if not self._urgent:
+            self._urgent = True
+            self._wake.notify()
+
     def _await(self, item: _Pending) -> None:
         """Wait for an item's group to be written, leading the writing when no one does."""
-        while not item.done.is_set():
+        done = item.done
+        if done is None:  # pragma: no cover - a programming error
+            raise TypeError("only an item made with waited=True can be awaited")
+        while not item.finished:
             with self._queue_lock:
-                lead = not self._writing and not item.done.is_set()
+                lead = not self._writing and not item.finished
                 if lead:
                     self._writing = True
             if lead:
                 self._lead()
             else:
-                item.done.wait(_FOLLOW)
+                done.wait(_FOLLOW)
 
     def _post(self, event: Event) -> None:
-        """Queue an observation; the writer thread records it with the next group.
-
-        The writer thread persists between observations (it ends after ``_IDLE`` seconds
-        without any), so posting costs no thread start.
-        """
+        """Queue an observation; the writer thread records it with the next group."""
         item = _Pending(event)
+        self._enqueue(item, posted=True)
+
+    def _enqueue(self, item: _Pending, *, posted: bool = False) -> None:
+        """Queue an item for the writer thread, waking or starting it when no one writes.
+
+        The writer thread persists between items (it ends after ``_IDLE`` seconds without
+        any), so queueing costs no thread start. Observations (``posted``) may wait up to
+        ``_LINGER`` seconds for company; anything else is written at once.
+
+        Args:
+            item: The item.
+            posted: Whether it is an observation (:meth:`flush` waits for it).
+        """
         with self._queue_lock:
             self._queue.append(item)
-            self._posted.append(item)
+            if posted:
+                self._posted.append(item)
+            else:
+                self._hurry()
             if self._writing:
                 return  # the current writer drains the queue before it stops
             self._writing = True
@@ -268,7 +369,7 @@ class StoreRecorder:
         """The writer thread: lead each round it is woken for, end when idle."""
         while True:
             try:
-                self._lead()
+                self._lead(linger=True)
             except BaseException:  # ended abnormally: the next post starts another writer
                 with self._queue_lock:
                     self._writer = None
@@ -281,6 +382,27 @@ class StoreRecorder:
                     self._writer = None
                     return
                 self._woken = False
+
+    def _linger(self) -> None:
+        """Let what is queued gather before the writer thread writes it.
+
+        Observations wait up to ``_LINGER`` seconds; facts someone waits for, ``_GATHER``
+        seconds when the last group served several waiters, else not at all. Called with the
+        queue's lock held.
+        """
+        start = time.monotonic()
+        while True:
+            if self._urgent:
+                if self._served < 2:
+                    break
+                deadline = start + _GATHER
+            else:
+                deadline = start + _LINGER
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.wait(left)
+        self._urgent = False
 
     def pending(self) -> bool:
         """Whether observations were posted since the last :meth:`flush`.
@@ -299,21 +421,45 @@ class StoreRecorder:
         """
         with self._queue_lock:
             posted, self._posted = self._posted, []
-        for item in posted:
-            self._await(item)
+        self._barrier(posted)
         for item in posted:
             if item.error is not None:
                 raise item.error
 
-    def _lead(self) -> None:
+    def settle(self) -> None:
+        """Wait until the observations posted so far are written, keeping their outcomes.
+
+        Reads call it first, so that they see what this process observed (their failures
+        are still raised by the next :meth:`flush`).
+        """
+        with self._queue_lock:
+            posted = list(self._posted)
+        self._barrier(posted)
+
+    def _barrier(self, posted: list[_Pending]) -> None:
+        """Wait until the queue up to now is written, when ``posted`` holds unwritten items."""
+        if all(item.finished for item in posted):
+            return
+        barrier = _Pending(None, waited=True)
+        with self._queue_lock:
+            self._queue.append(barrier)
+            self._hurry()
+        self._await(barrier)
+
+    def _lead(self, *, linger: bool = False) -> None:
         """Write what is queued, a group per transaction, until the queue is empty.
 
         The caller has set ``_writing``; it is cleared when the queue is found empty (under
         the lock, so no item is left without a writer) or when writing fails.
+
+        Args:
+            linger: Let each group gather first (the writer thread; see :meth:`_linger`).
         """
         try:
             while True:
                 with self._queue_lock:
+                    if linger and self._queue:
+                        self._linger()
                     group, self._queue = self._queue, []
                     if not group:
                         self._writing = False
@@ -325,22 +471,34 @@ class StoreRecorder:
             raise
 
     def _write_group(self, group: list[_Pending]) -> None:
+        self._served = sum(
+            1
+            for item in group
+            if item.event is not None and not isinstance(item.event, _OBSERVATIONS)
+        )
         try:
             if len(group) == 1 or not self._write_together(group):
                 for item in group:
                     try:
-                        item.result = self._apply(item.event)
+                        item.result = self._apply(item.event, careful=len(group) > 1)
                     except Exception as exc:
                         item.error = exc
-                    item.done.set()
+                    item.finish()
         finally:  # interrupted (Ctrl-C on this thread): the others must not wait forever
+            waiting: dict[_Mailbox, list[_Pending]] = {}
             for item in group:
-                if not item.done.is_set():
+                if not item.finished:
                     item.error = StoreError("the write was interrupted; it may be lost")
-                    item.done.set()
+                    item.finish()
+                if item.mailbox is not None:
+                    waiting.setdefault(item.mailbox, []).append(item)
+            for mailbox, items in waiting.items():
+                mailbox.deliver(items)
 
     def _write_together(self, group: list[_Pending]) -> bool:
-        durable = not all(isinstance(item.event, _OBSERVATIONS) for item in group)
+        durable = not all(
+            item.event is None or isinstance(item.event, _OBSERVATIONS) for item in group
+        )
         try:
             with self.store.batch(durable=durable):
                 results = [self._apply(item.event) for item in group]
@@ -348,10 +506,13 @@ class StoreRecorder:
             return False
         for item, result in zip(group, results, strict=True):
             item.result = result
-            item.done.set()
+            item.finish()
         return True
 
-    def _apply(self, event: Event) -> Any:
+    def _apply(self, event: Event | None, *, careful: bool = False) -> Any:
+        """Write one event; ``careful``: the slower calls whose errors name every fact."""
+        if event is None:
+            return None
         if isinstance(event, StatusSeen):
             job = event.job
             self.store.record_status(job.provider, job.id, job)
@@ -364,16 +525,25 @@ class StoreRecorder:
             return self._claim(event)
         elif isinstance(event, SubmitAccepted):
             if event.key is not None:
-                record = self.store.mark_accepted(event.job.provider, event.key, event.job)
-                self._sent(event.job.provider, event.key)
-                self._remember(event.job.id, JobInfo.of(record))
+                self._accepted(event.job, event.key, careful=careful)
         elif isinstance(event, SubmitFailed):
             return self._failed(event)
         return None
 
+    def _accepted(self, job: JobData, key: str, *, careful: bool) -> None:
+        with self._lock:
+            labels = self._sending.get((job.provider, key))
+        if careful or labels is None:
+            info = JobInfo.of(self.store.mark_accepted(job.provider, key, job))
+        else:  # the record this recorder claimed: its labels are known, it has no files
+            self.store._accept(job.provider, key, job)
+            info = JobInfo(key, labels, ())
+        self._sent(job.provider, key)
+        self._remember(job.id, info)
+
     def _sent(self, provider: str, key: str) -> None:
         with self._lock:
-            self._sending.discard((provider, key))
+            self._sending.pop((provider, key), None)
 
     def sending(self, provider: str, key: str | None) -> bool:
         """Whether this recorder let a submit of ``key`` go out that has not ended yet.
@@ -407,7 +577,12 @@ class StoreRecorder:
         self.store.mark_unknown(provider, key, "interrupted before the answer was recorded")
 
     async def acall(self, event: Event) -> Any:
-        """Record one event from async code, on a worker thread.
+        """Record one event from async code, without blocking the event loop.
+
+        The event is queued for the writer thread, which writes it with the next group and
+        wakes this task once the group is committed. The wait is shielded from cancellation,
+        as a write that has started cannot be taken back; a cancellation that came meanwhile
+        takes effect as soon as it is written (before a submit's request would leave).
 
         Args:
             event: The fact.
@@ -421,9 +596,64 @@ class StoreRecorder:
         if isinstance(event, _OBSERVATIONS):
             self._post(event)  # never waits: the client flushes when its call ends
             return None
-        from anyio import to_thread  # noqa: PLC0415 - only for async clients
+        item = await self._written(event)
+        if item.error is not None:
+            raise item.error
+        return item.result
 
-        return await to_thread.run_sync(self, event)
+    async def aflush(self) -> None:
+        """:meth:`flush` from async code, without blocking the event loop.
+
+        Raises:
+            StoreError: The first failure among the observations.
+        """
+        with self._queue_lock:
+            posted, self._posted = self._posted, []
+        if not all(item.finished for item in posted):
+            await self._written(None)  # a barrier: written after every item queued before it
+        for item in posted:
+            if item.error is not None:
+                raise item.error
+
+    async def _written(self, event: Event | None) -> _Pending:
+        """Queue an item for the writer thread and wait (shielded) until it is written."""
+        import anyio  # noqa: PLC0415 - only for async clients
+
+        mailbox = self._mailbox()
+        if mailbox is None:  # an event loop without a thread-safe call: a worker thread
+            item = _Pending(event, waited=True)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._enqueue_and_wait, item)
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            return item
+        item = _Pending(event, mailbox=mailbox, ready=anyio.Event())
+        self._enqueue(item)
+        with anyio.CancelScope(shield=True):
+            await item.ready.wait()  # type: ignore[union-attr]
+        await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled meanwhile: stop here
+        return item
+
+    def _enqueue_and_wait(self, item: _Pending) -> None:
+        self._enqueue(item)
+        if item.done is not None:
+            item.done.wait()
+
+    def _mailbox(self) -> _Mailbox | None:
+        """Return the current event loop's mailbox (``None``: the loop has no thread-safe call)."""
+        from anyio import lowlevel  # noqa: PLC0415 - only for async clients
+
+        native = lowlevel.current_token().native_token
+        with self._lock:
+            mailbox = self._mailboxes.get(native)
+            if mailbox is None:
+                soon = next(
+                    (n for n in ("call_soon_threadsafe", "run_sync_soon") if hasattr(native, n)),
+                    None,
+                )
+                if soon is None:
+                    return None
+                mailbox = self._mailboxes[native] = _Mailbox(native, soon)
+        return mailbox
 
     def _remember(self, job_id: str, info: JobInfo) -> None:
         with self._lock:
@@ -444,7 +674,7 @@ class StoreRecorder:
     def _claim(self, intent: SubmitIntent) -> Claim | None:
         if intent.key is None:
             return None
-        record, created = self.store.begin_submit(
+        record, created, labels, _ = self.store._begin(  # a new record is not read back
             intent.provider,
             intent.key,
             idempotency_key=intent.idempotency_key,
@@ -454,14 +684,14 @@ class StoreRecorder:
             params=intent.params,
             labels=intent.labels,
         )
-        if record.job_id is not None and record.job is not None:
+        if record is not None and record.job_id is not None and record.job is not None:
             self._remember(record.job_id, JobInfo.of(record))
             return Claim(job=JobData.model_validate(record.job))
         if created or self.store.claim_resend(
             intent.provider, intent.key, stale_after=intent.patience
         ):
             with self._lock:
-                self._sending.add((intent.provider, intent.key))
+                self._sending[intent.provider, intent.key] = labels
             return None
         return Claim(wait=_ASK_AGAIN)
 
@@ -490,6 +720,7 @@ class StoreRecorder:
         Raises:
             StoreError: If the database fails.
         """
+        self.settle()
         found: dict[str, JobInfo] = {}
         for job_id in dict.fromkeys(job_ids):
             record = self.store.get(provider, job_id=job_id)
@@ -513,6 +744,7 @@ class StoreRecorder:
         Raises:
             StoreError: If the database fails.
         """
+        self.settle()
         record = self.store.get(job.provider, job_id=job.id)
         if record is None:
             return {}
@@ -549,6 +781,7 @@ class StoreRecorder:
         Raises:
             StoreError: If the database fails.
         """
+        self.settle()
         if statuses is None or len(statuses) == 1:
             status = None if statuses is None else statuses[0]
             return self.store.jobs(provider, status=status, labels=labels, downloaded=downloaded)

@@ -1,0 +1,256 @@
+"""The store's writer thread: how async clients, sync clients and reads share it.
+
+One writer thread per store writes what is queued, a transaction per group. Async clients
+queue their facts and are woken from that thread (no worker thread per fact); observations
+gather briefly before they are written, and reads wait for what this process observed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+import mediajobs as mj
+from mediajobs._models import JobData
+from mediajobs._steps import StatusSeen
+from mediajobs._store._wiring import StoreRecorder, _Mailbox, _Pending, recorder_for
+from mediajobs.testing import FakeProvider
+from test_engine import FAST
+
+P = "therouter"
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def snapshot(job_id: str, status: str) -> JobData:
+    return JobData(id=job_id, provider=P, status=mj.JobStatus(status), raw_status=status)
+
+
+def spy_threads(store: mj.JobStore, names: list[str]) -> None:
+    """Note the thread of every write the recorder makes."""
+    for attribute in ("_begin", "_accept", "record_status"):
+        real = getattr(store, attribute)
+
+        def spy(*args: Any, _real: Any = real, **kw: Any) -> Any:
+            names.append(threading.current_thread().name)
+            return _real(*args, **kw)
+
+        setattr(store, attribute, spy)
+
+
+def test_async_clients_record_on_the_store_thread_only(backend: str, tmp_path: Path) -> None:
+    fake = FakeProvider()
+    names: list[str] = []
+    hops: list[Any] = []
+
+    async def main() -> None:
+        real_run_sync = anyio.to_thread.run_sync
+
+        async def counting(func: Any, *args: Any, **kw: Any) -> Any:
+            hops.append(func)
+            return await real_run_sync(func, *args, **kw)
+
+        store = mj.JobStore(tmp_path / "jobs.db")
+        spy_threads(store, names)
+        http = httpx.AsyncClient(transport=fake.transport())
+        async with mj.AsyncClient(
+            P, api_key="k", base_url=fake.api_origin, poll=FAST, http_client=http, store=store
+        ) as client:
+            anyio.to_thread.run_sync = counting  # type: ignore[assignment]
+            try:
+                jobs = [await client.submit("image", model="m", key=f"k{i}") for i in range(3)]
+                await client.wait_all(jobs)
+            finally:
+                anyio.to_thread.run_sync = real_run_sync  # type: ignore[assignment]
+            listed = await client.jobs(status="succeeded")
+        store.close()
+        await http.aclose()
+        assert sorted(job.key for job in listed) == ["k0", "k1", "k2"]
+
+    anyio.run(main, backend=backend)
+    assert set(names) == {"mediajobs-store"} and len(names) >= 3 * 3
+    assert hops == []  # no worker thread per fact, nor for the flush at the end of a call
+
+
+def test_concurrent_async_submits_share_commits(backend: str, tmp_path: Path) -> None:
+    fake = FakeProvider()
+    store = mj.JobStore(tmp_path / "jobs.db")
+    recorder = recorder_for(store)
+    groups: list[int] = []
+    real_write = recorder._write_group
+    release = threading.Event()
+
+    def write(group: list[_Pending]) -> None:
+        groups.append(len(group))
+        if len(groups) == 1:
+            release.wait(10)  # hold the first write until every other submit has queued
+        real_write(group)
+
+    recorder._write_group = write  # type: ignore[method-assign]
+
+    async def main() -> None:
+        http = httpx.AsyncClient(transport=fake.transport())
+        async with mj.AsyncClient(
+            P, api_key="k", base_url=fake.api_origin, poll=FAST, http_client=http, store=store
+        ) as client:
+
+            async def submit(i: int) -> None:
+                await client.submit("image", model="m", key=f"k{i}")
+
+            def releaser() -> None:
+                deadline = time.monotonic() + 10
+                while len(recorder._queue) < 19 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                release.set()
+
+            threading.Thread(target=releaser).start()
+            async with anyio.create_task_group() as tg:
+                for i in range(20):
+                    tg.start_soon(submit, i)
+            assert len(await client.jobs()) == 20
+        await http.aclose()
+
+    anyio.run(main, backend=backend)
+    store.close()
+    assert groups[:2] == [1, 19]  # the 19 intents queued meanwhile: one transaction
+    assert sum(1 for r in fake.requests if r.method == "POST") == 20
+
+
+def test_a_cancel_during_the_intent_write_waits_for_it(backend: str, tmp_path: Path) -> None:
+    fake = FakeProvider()
+    store = mj.JobStore(tmp_path / "jobs.db")
+    real_begin = store._begin
+    entered, release = threading.Event(), threading.Event()
+    written: list[bool] = []
+
+    def slow_begin(*args: Any, **kw: Any) -> Any:
+        entered.set()
+        release.wait(10)
+        result = real_begin(*args, **kw)
+        written.append(True)
+        return result
+
+    store._begin = slow_begin  # type: ignore[method-assign]
+
+    async def main() -> list[bool]:
+        http = httpx.AsyncClient(transport=fake.transport())
+        seen: list[bool] = []
+        async with mj.AsyncClient(
+            P, api_key="k", base_url=fake.api_origin, http_client=http, store=store
+        ) as client:
+            scope = anyio.CancelScope()
+
+            async def submit() -> None:
+                with scope:
+                    await client.submit("image", model="m", key="k")
+                seen.extend(written)  # what had been written when the cancellation took effect
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(submit)
+                await anyio.to_thread.run_sync(entered.wait, 10)
+                scope.cancel()  # while the write is in progress; it ends 50 ms later
+                threading.Timer(0.05, release.set).start()
+            (unknown,) = await client.jobs(status="submit_unknown")
+            assert unknown.key == "k"
+        await http.aclose()
+        return seen
+
+    assert anyio.run(main, backend=backend) == [True]  # it waited for the write to end
+    store.close()
+    assert fake.requests == []  # cancelled before the request left
+
+
+def test_reads_see_the_observations_of_this_process_at_once(tmp_path: Path) -> None:
+    with mj.JobStore(tmp_path / "jobs.db") as store:
+        store.begin_submit(P, "k")
+        store.mark_accepted(P, "k", snapshot("j", "queued"))
+        recorder = StoreRecorder(store)
+        recorder(StatusSeen(snapshot("j", "running")))  # posted: returns before it is written
+        assert recorder.pending()
+        (record,) = recorder.jobs(P, ["running"], None, None)
+        assert record.key == "k"
+        recorder.flush()
+        assert not recorder.pending()
+
+
+def test_observations_are_written_without_a_flush(tmp_path: Path) -> None:
+    with mj.JobStore(tmp_path / "jobs.db") as store:
+        store.begin_submit(P, "k")
+        store.mark_accepted(P, "k", snapshot("j", "queued"))
+        recorder = StoreRecorder(store)
+        recorder(StatusSeen(snapshot("j", "succeeded")))
+        with mj.JobStore(tmp_path / "jobs.db") as other:  # another reader: no settling
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                record = other.get(P, key="k")
+                if record is not None and record.status is mj.JobStatus.SUCCEEDED:
+                    break
+                time.sleep(0.01)
+            assert record is not None and record.status is mj.JobStatus.SUCCEEDED
+
+
+def test_a_failing_observation_is_raised_by_the_next_flush(tmp_path: Path) -> None:
+    with mj.JobStore(tmp_path / "jobs.db") as store:
+        recorder = StoreRecorder(store)
+        recorder(StatusSeen(snapshot("j", "running")))  # no such job: nothing changes
+        recorder.flush()
+        real = store.record_status
+
+        def broken(*args: Any) -> bool:
+            raise mj.StoreError("disk on fire")
+
+        store.record_status = broken  # type: ignore[method-assign]
+        recorder(StatusSeen(snapshot("j", "running")))
+        assert recorder.jobs(P, None, None, None) == []  # a read does not take the failure
+        with pytest.raises(mj.StoreError, match="disk on fire"):
+            recorder.flush()
+        store.record_status = real  # type: ignore[method-assign]
+        recorder.flush()  # reported once
+
+
+def test_an_event_loop_that_ended_is_not_woken(tmp_path: Path) -> None:
+    item = _Pending(None)
+    loop = asyncio.new_event_loop()
+    mailbox = _Mailbox(loop, "call_soon_threadsafe")
+    loop.close()
+    mailbox.deliver([item])  # call_soon_threadsafe raises on a closed loop: ignored
+    del loop
+    gc.collect()
+    mailbox.deliver([item])  # the loop is gone: nothing to call
+
+
+def test_async_recording_without_a_thread_safe_loop_call(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(StoreRecorder, "_mailbox", lambda self: None)  # a worker thread waits
+    fake = FakeProvider()
+
+    async def main() -> None:
+        http = httpx.AsyncClient(transport=fake.transport())
+        async with mj.AsyncClient(
+            P,
+            api_key="k",
+            base_url=fake.api_origin,
+            poll=FAST,
+            http_client=http,
+            store=tmp_path / "jobs.db",
+        ) as client:
+            job = await client.submit("image", model="m", key="k")
+            await job.wait()
+            again = await client.submit("image", model="m", key="k")
+            assert again.id == job.id and again.status is mj.JobStatus.SUCCEEDED
+        await http.aclose()
+
+    anyio.run(main, backend=backend)
+    assert sum(1 for r in fake.requests if r.method == "POST") == 1
