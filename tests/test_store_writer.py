@@ -39,7 +39,7 @@ def snapshot(job_id: str, status: str) -> JobData:
 
 def spy_threads(store: mj.JobStore, names: list[str]) -> None:
     """Note the thread of every write the recorder makes."""
-    for attribute in ("_begin", "_accept", "record_status"):
+    for attribute in ("_begin", "_accept", "record_status", "_record_statuses"):
         real = getattr(store, attribute)
 
         def spy(*args: Any, _real: Any = real, **kw: Any) -> Any:
@@ -79,7 +79,7 @@ def test_async_clients_record_on_the_store_thread_only(backend: str, tmp_path: P
         assert sorted(job.key for job in listed) == ["k0", "k1", "k2"]
 
     anyio.run(main, backend=backend)
-    assert set(names) == {"mediajobs-store"} and len(names) >= 3 * 3
+    assert set(names) == {"mediajobs-store"} and len(names) >= 3 * 2 + 1
     assert hops == []  # no worker thread per fact, nor for the flush at the end of a call
 
 
@@ -205,17 +205,17 @@ def test_a_failing_observation_is_raised_by_the_next_flush(tmp_path: Path) -> No
         recorder = StoreRecorder(store)
         recorder(StatusSeen(snapshot("j", "running")))  # no such job: nothing changes
         recorder.flush()
-        real = store.record_status
+        real_one, real_many = store.record_status, store._record_statuses
 
         def broken(*args: Any) -> bool:
             raise mj.StoreError("disk on fire")
 
-        store.record_status = broken  # type: ignore[method-assign]
+        store.record_status = store._record_statuses = broken  # type: ignore[method-assign]
         recorder(StatusSeen(snapshot("j", "running")))
         assert recorder.jobs(P, None, None, None) == []  # a read does not take the failure
         with pytest.raises(mj.StoreError, match="disk on fire"):
             recorder.flush()
-        store.record_status = real  # type: ignore[method-assign]
+        store.record_status, store._record_statuses = real_one, real_many  # type: ignore[method-assign]
         recorder.flush()  # reported once
 
 
@@ -254,3 +254,54 @@ def test_async_recording_without_a_thread_safe_loop_call(
 
     anyio.run(main, backend=backend)
     assert sum(1 for r in fake.requests if r.method == "POST") == 1
+
+
+@pytest.mark.parametrize("one_statement", [True, False])
+def test_many_status_changes_keep_the_furthest_of_each_job(
+    store_target: str, one_statement: bool
+) -> None:
+    with mj.JobStore(store_target) as store:
+        if not one_statement:
+            store._backend.json_updates = False  # type: ignore[attr-defined]
+        for n in (1, 2, 3):
+            store.begin_submit(P, f"k{n}")
+            store.mark_accepted(P, f"k{n}", snapshot(f"j{n}", "queued"))
+        store.record_status(P, "j3", snapshot("j3", "running"))
+        store._record_statuses(
+            [
+                snapshot("j1", "running"),
+                snapshot("j1", "succeeded"),
+                snapshot("j1", "running"),  # late: never moves it back
+                snapshot("j2", "running"),
+                snapshot("j3", "queued"),  # behind what is recorded
+                snapshot("j9", "running"),  # no such job: nothing happens
+            ]
+        )
+        statuses = {r.key: r.status for r in store.jobs(P)}
+        assert statuses == {
+            "k1": mj.JobStatus.SUCCEEDED,
+            "k2": mj.JobStatus.RUNNING,
+            "k3": mj.JobStatus.RUNNING,
+        }
+        record = store.get(P, key="k1")
+        assert record is not None and record.job is not None
+        assert record.job["status"] == "succeeded"
+
+
+def test_a_group_records_its_accepted_submits_before_their_statuses(tmp_path: Path) -> None:
+    from mediajobs._steps import SubmitAccepted, SubmitIntent
+
+    with mj.JobStore(tmp_path / "jobs.db") as store:
+        recorder = StoreRecorder(store)
+        assert recorder(SubmitIntent(P, "image", "m", None, "h1", "k1")) is None
+        group = [
+            _Pending(StatusSeen(snapshot("j1", "running"))),
+            _Pending(SubmitAccepted(snapshot("j1", "queued"), "h1", "k1")),
+            _Pending(StatusSeen(snapshot("j1", "succeeded"))),
+        ]
+        recorder._queue = list(group)
+        recorder._writing = True
+        recorder._lead()
+        assert all(item.finished and item.error is None for item in group)
+        record = store.get(P, key="k1")
+        assert record is not None and record.status is mj.JobStatus.SUCCEEDED

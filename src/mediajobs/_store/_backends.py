@@ -161,6 +161,8 @@ class Backend(ABC):
 
     kind: str
     """``"sqlite"`` or ``"postgres"``: selects the dialect of the schema's DDL."""
+    json_updates: bool = False
+    """Whether one ``UPDATE ... FROM json_each(?)`` may update many rows (SQLite 3.38+)."""
     description: str
     """The store's target as safe to show (no password)."""
 
@@ -201,6 +203,7 @@ class SQLiteBackend(Backend):
         import sqlite3  # noqa: PLC0415 - imported on use: ``import mediajobs`` stays lean
 
         self._sqlite = sqlite3
+        self.json_updates = sqlite3.sqlite_version_info >= (3, 38)
         self.path = path
         self.description = str(path)
         self._timeout = timeout

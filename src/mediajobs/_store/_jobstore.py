@@ -50,6 +50,17 @@ _ADVANCE = (
     f"WHERE provider = ? AND {{where}} AND {_RANK} < ?"
 )
 
+_ADVANCE_MANY = (
+    "UPDATE mediajobs_jobs SET status = v.new_status, job = v.new_job, "  # noqa: S608
+    "artifact_count = v.new_count, updated_at = v.at FROM (SELECT "
+    "json_extract(value, '$[0]') AS for_provider, json_extract(value, '$[1]') AS for_job, "
+    "json_extract(value, '$[2]') AS new_status, json_extract(value, '$[3]') AS new_job, "
+    "json_extract(value, '$[4]') AS new_count, json_extract(value, '$[5]') AS at, "
+    "json_extract(value, '$[6]') AS new_rank FROM json_each(?)) AS v "
+    f"WHERE provider = v.for_provider AND job_id = v.for_job AND {_RANK} < v.new_rank"
+)
+"""SQLite: many status changes in one statement (one row of the JSON array per job)."""
+
 _ACCEPT = (
     "UPDATE mediajobs_jobs SET state = ?, job_id = ?, error = NULL, updated_at = ?, "  # noqa: S608
     f"status = CASE WHEN {_RANK} < ? THEN ? ELSE status END, "
@@ -510,6 +521,38 @@ class JobStore:
                     (status.value, text, count, time.time(), provider, job_id, _rank(status)),
                 )
             )
+
+    def _record_statuses(self, jobs: Sequence[JobData]) -> None:
+        """:meth:`record_status` for many snapshots at once (one statement on SQLite).
+
+        Of several snapshots of one job, the furthest on is kept (the first of equals), as
+        recording them one after the other would.
+
+        Args:
+            jobs: The snapshots, in the order they were observed.
+
+        Raises:
+            StoreError: If the database fails (nothing is then recorded).
+        """
+        furthest: dict[tuple[str, str], tuple[int, JobData]] = {}
+        for job in jobs:
+            rank, seen = _rank(job.status), furthest.get((job.provider, job.id))
+            if seen is None or rank > seen[0]:
+                furthest[job.provider, job.id] = (rank, job)
+        now = time.time()
+        rows = []
+        for rank, job in furthest.values():
+            job_id, status, text, count = _snapshot(job)
+            rows.append((job.provider, job_id, status.value, text, count, now, rank))
+        with self._tx(write=True, durable=False) as tx:
+            if len(rows) > 1 and self._backend.json_updates:
+                tx.execute(_ADVANCE_MANY, (json.dumps(rows, ensure_ascii=False),))
+                return
+            for provider, job_id, status_value, text, count, at, rank in rows:
+                tx.execute(
+                    _ADVANCE.format(where="job_id = ?"),
+                    (status_value, text, count, at, provider, job_id, rank),
+                )
 
     def record_file(  # noqa: PLR0917 - the order of a file's facts
         self,

@@ -58,7 +58,7 @@ _IDLE = 2.0
 _LINGER = 0.05
 """Seconds the writer thread lets observations gather before it writes them, unless a fact
 someone waits for (a submit's, a flush) arrives: fewer, larger transactions."""
-_GATHER = 0.001
+_GATHER = 0.003
 """Seconds the writer thread lets facts someone waits for gather, when the last group held
 several (concurrent submits): a commit then serves more of them (a one-at-a-time submit is
 written at once)."""
@@ -501,7 +501,13 @@ class StoreRecorder:
         )
         try:
             with self.store.batch(durable=durable):
-                results = [self._apply(item.event) for item in group]
+                results = [
+                    None if isinstance(item.event, StatusSeen) else self._apply(item.event)
+                    for item in group
+                ]
+                statuses = [item.event.job for item in group if isinstance(item.event, StatusSeen)]
+                if statuses:  # after the group's other facts (its accepted submits first)
+                    self.store._record_statuses(statuses)
         except Exception:
             return False
         for item, result in zip(group, results, strict=True):
