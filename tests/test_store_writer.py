@@ -305,3 +305,41 @@ def test_a_group_records_its_accepted_submits_before_their_statuses(tmp_path: Pa
         assert all(item.finished and item.error is None for item in group)
         record = store.get(P, key="k1")
         assert record is not None and record.status is mj.JobStatus.SUCCEEDED
+
+
+def test_a_forked_child_records_with_its_own_writer(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from mediajobs._steps import SubmitAccepted, SubmitIntent
+
+    with mj.JobStore(tmp_path / "jobs.db") as store:
+        recorder = recorder_for(store)
+        assert recorder(SubmitIntent(P, "image", "m", None, "h1", "k1")) is None
+        recorder(SubmitAccepted(snapshot("j1", "queued"), "h1", "k1"))
+        recorder(StatusSeen(snapshot("j1", "running")))  # the writer thread is running now
+        with recorder._queue_lock:  # fork while the queue's lock is held
+            child = multiprocessing.get_context("fork").Process(
+                target=_child_records, args=(store,)
+            )
+            child.start()
+        child.join(30)
+        if child.is_alive():  # pragma: no cover - the failure this test is about
+            child.kill()
+        assert child.exitcode == 0
+        recorder.flush()
+        statuses = {r.key: r.status for r in store.jobs(P)}
+        assert statuses == {"k1": mj.JobStatus.RUNNING, "k2": mj.JobStatus.SUCCEEDED}
+
+
+def _child_records(store: mj.JobStore) -> None:
+    from mediajobs._steps import SubmitAccepted, SubmitIntent
+
+    recorder = recorder_for(store)
+    assert recorder(SubmitIntent(P, "image", "m", None, "h2", "k2")) is None
+
+    async def accept() -> None:
+        await recorder.acall(SubmitAccepted(snapshot("j2", "queued"), "h2", "k2"))
+        await recorder.acall(StatusSeen(snapshot("j2", "succeeded")))
+        await recorder.aflush()
+
+    anyio.run(accept)

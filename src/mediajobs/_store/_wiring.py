@@ -232,6 +232,17 @@ class _Mailbox:
                 item.ready.set()
 
 
+def _after_fork_in_child() -> None:
+    global _RECORDERS_LOCK  # noqa: PLW0603 - replaced: another thread may have held it
+    _RECORDERS_LOCK = threading.Lock()
+    for recorder in list(_RECORDERS.values()):
+        recorder._start()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def recorder_for(store: JobStore) -> StoreRecorder:
     """Return the one recorder of a store, shared by every client using it in this process.
 
@@ -259,6 +270,16 @@ class StoreRecorder:
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
+        self._start()
+
+    def _start(self) -> None:
+        """Set up the recorder's state: on creation, and in a child process after ``fork``.
+
+        A forked child has none of its parent's threads: a writer thread, a lock held by
+        another thread, or facts queued for the parent's writer would otherwise leave the
+        child's first write waiting forever. The child starts empty; what the parent had
+        queued is the parent's to write.
+        """
         self._lock = threading.Lock()
         self._claimed: dict[str, JobInfo] = {}
         self._sending: dict[tuple[str, str], dict[str, Any]] = {}
