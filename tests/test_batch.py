@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,19 @@ def test_clean_part_files_only_touches_part_files(tmp_path: Path) -> None:
     assert clean_part_files(tmp_path) == [part]
     assert not part.exists()
     assert all(p.exists() for p in keep)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_clean_part_files_leaves_a_live_download_alone(tmp_path: Path) -> None:
+    import fcntl
+
+    live, dead = tmp_path / ".vj_1_0.part-0a1b2c3d", tmp_path / ".vj_2_0.part-4e5f6a7b"
+    for path in (live, dead):
+        path.write_bytes(b"x")
+    with live.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # as a download writing it holds it
+        assert clean_part_files(tmp_path) == [dead]
+    assert live.exists() and not dead.exists()
 
 
 def test_directory_lock_is_exclusive(tmp_path: Path) -> None:

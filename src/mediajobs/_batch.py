@@ -23,8 +23,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import os
-import re
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ from ._exceptions import (
     UnsupportedError,
     WaitTimeoutError,
 )
+from ._files import remove_abandoned_parts
 from ._models import KINDS, JobStatus
 from ._steps import StatusSeen
 from ._store import SUBMIT_FAILED, JobStore, spec_key, submit_error_state
@@ -62,8 +61,6 @@ __all__ = [
     "read_batch",
 ]
 
-_PART_FILE = re.compile(r"\..+\.part-[0-9a-f]{8}")
-"""The name the download engine gives a file being written (see ``_files._Part``)."""
 LOCK_NAME = ".mediajobs.lock"
 """The file in the output directory that keeps two batch runs from writing there at once."""
 
@@ -248,20 +245,16 @@ def _parse_line(text: str, number: int, where: str) -> BatchLine:
 def clean_part_files(directory: Path) -> list[Path]:
     """Delete the part files that killed downloads left in a directory.
 
+    A part file a live download holds (another process writing into the same directory) is
+    left alone; see :func:`~mediajobs._files.remove_abandoned_parts`.
+
     Args:
         directory: The output directory (only its own entries are looked at).
 
     Returns:
         The files deleted.
     """
-    removed: list[Path] = []
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(directory):
-            if _PART_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed.append(Path(entry.path))
-    return removed
+    return remove_abandoned_parts(directory, None)
 
 
 @contextlib.contextmanager

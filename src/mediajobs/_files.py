@@ -184,21 +184,23 @@ def _hold(fd: int) -> int | None:
         return None
 
 
-def remove_abandoned_parts(directory: Path, stems: Sequence[str]) -> list[Path]:
+def remove_abandoned_parts(directory: Path, stems: Sequence[str] | None) -> list[Path]:
     """Delete the part files of these stems that no live download holds (never raises).
+
+    Where ``flock`` does not exist (Windows) nothing is deleted: a live download cannot be
+    told from a killed one.
 
     Args:
         directory: The destination directory.
-        stems: The artifacts' file name stems.
+        stems: The artifacts' file name stems; ``None``: any artifact's.
 
     Returns:
         The files deleted.
     """
-    if fcntl is None or not stems:
+    if fcntl is None or (stems is not None and not stems):
         return []
-    pattern = re.compile(
-        r"\.(?:" + "|".join(re.escape(stem) for stem in stems) + r")\.part-[0-9a-f]{8}"
-    )
+    names = ".+" if stems is None else "(?:" + "|".join(re.escape(stem) for stem in stems) + ")"
+    pattern = re.compile(r"\." + names + r"\.part-[0-9a-f]{8}")
     removed: list[Path] = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(directory):
