@@ -55,10 +55,10 @@ _FOLLOW = 0.05
 """Seconds a recorder call waiting for another thread's group commit checks it is still led."""
 _IDLE = 2.0
 """Seconds the writer thread waits for more observations before it ends (until the next)."""
-_LINGER = 0.05
+_LINGER = 0.2
 """Seconds the writer thread lets observations gather before it writes them, unless a fact
 someone waits for (a submit's, a flush) arrives: fewer, larger transactions."""
-_GATHER = 0.003
+_GATHER = 0.020
 """Seconds the writer thread lets facts someone waits for gather, when the last group held
 several (concurrent submits): a commit then serves more of them (a one-at-a-time submit is
 written at once)."""
