@@ -343,3 +343,31 @@ def _child_records(store: mj.JobStore) -> None:
         await recorder.aflush()
 
     anyio.run(accept)
+
+
+def test_a_fork_during_another_threads_write_waits_for_it(tmp_path: Path) -> None:
+    import multiprocessing
+
+    with mj.JobStore(tmp_path / "jobs.db") as store:
+        store.begin_submit(P, "warm")
+        entered, release = threading.Event(), threading.Event()
+
+        def slow_write() -> None:
+            with store.batch():
+                store.begin_submit(P, "k0")
+                entered.set()
+                release.wait(10)  # inside the write transaction
+
+        writer = threading.Thread(target=slow_write)
+        writer.start()
+        entered.wait(10)
+        threading.Timer(0.1, release.set).start()
+        child = multiprocessing.get_context("fork").Process(target=_child_records, args=(store,))
+        child.start()  # waits for the other thread's transaction to end first
+        child.join(30)
+        writer.join(10)
+        if child.is_alive():  # pragma: no cover - the failure this test is about
+            child.kill()
+        assert child.exitcode == 0
+        assert {r.key for r in store.jobs(P, status="succeeded")} == {"k2"}
+        assert store.get(P, key="k0") is not None

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import os
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,6 +30,39 @@ _MAX_IDLE = 8
 _abandoned: list[Any] = []
 """Connections inherited over ``fork``: kept referenced so the child never closes the
 parent's connection (a PostgreSQL connection closed in the child ends the parent's session)."""
+_FORK_AWARE: list[weakref.WeakSet[Any]] = [weakref.WeakSet(), weakref.WeakSet()]
+"""Backends, then pools: their locks are taken before a ``fork`` and fresh in the child.
+
+Taking a backend's write lock first means no other thread is inside an SQLite write
+transaction when the process forks: the child's SQLite would otherwise believe its process
+still holds the database's write lock (SQLite keeps per-process lock state), and its first
+write would wait forever."""
+
+
+def _before_fork() -> None:
+    for owners in _FORK_AWARE:
+        for owner in list(owners):
+            owner.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for owners in reversed(_FORK_AWARE):
+        for owner in list(owners):
+            owner.after_fork_in_parent()
+
+
+def _after_fork_in_child() -> None:
+    for owners in _FORK_AWARE:
+        for owner in list(owners):
+            owner.forked()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 class Tx:
@@ -119,6 +153,19 @@ class _Pool(Generic[C]):
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self.closed = False
+        _FORK_AWARE[1].add(self)
+
+    def before_fork(self) -> None:
+        """Hold the lock across a ``fork`` (no other thread is then changing the pool)."""
+        self._lock.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        """Release what :meth:`before_fork` took."""
+        self._lock.release()
+
+    def forked(self) -> None:
+        """In a forked child: a fresh lock (the inherited connections are dropped on use)."""
+        self._lock = threading.Lock()
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
@@ -209,6 +256,28 @@ class SQLiteBackend(Backend):
         self._timeout = timeout
         self._write_lock = threading.Lock()
         self._pool: _Pool[sqlite3.Connection] = _Pool(self._connect, sqlite3.Connection.close)
+        self._writer: int | None = None
+        """The thread inside a write transaction, if any."""
+        self._held_for_fork = False
+        _FORK_AWARE[0].add(self)
+
+    def before_fork(self) -> None:
+        """Wait for any write transaction of another thread to end, and hold off new ones."""
+        self._held_for_fork = self._writer != threading.get_ident()
+        if self._held_for_fork:
+            self._write_lock.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        """Let writes go on."""
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._write_lock.release()
+
+    def forked(self) -> None:
+        """In a forked child: a fresh write lock; no thread of the child is writing."""
+        self._write_lock = threading.Lock()
+        self._writer = None
+        self._held_for_fork = False
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -268,20 +337,26 @@ class SQLiteBackend(Backend):
         relaxed = write and not durable
         try:
             with lock:
-                if relaxed:
-                    conn.execute("PRAGMA synchronous = NORMAL")
+                if write:
+                    self._writer = threading.get_ident()
                 try:
-                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                    try:
-                        yield Tx(conn.cursor(), _same)
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        if conn.in_transaction:
-                            conn.rollback()
-                        raise
-                finally:
                     if relaxed:
-                        conn.execute("PRAGMA synchronous = FULL")
+                        conn.execute("PRAGMA synchronous = NORMAL")
+                    try:
+                        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                        try:
+                            yield Tx(conn.cursor(), _same)
+                            conn.execute("COMMIT")
+                        except BaseException:
+                            if conn.in_transaction:
+                                conn.rollback()
+                            raise
+                    finally:
+                        if relaxed:
+                            conn.execute("PRAGMA synchronous = FULL")
+                finally:
+                    if write:
+                        self._writer = None
         except self._sqlite.Error as exc:
             raise StoreError(f"job store {self.description}: {exc}") from exc
         finally:
