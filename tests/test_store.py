@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import threading
+import time
 from datetime import timezone
 from pathlib import Path
 from typing import Any
@@ -189,6 +192,26 @@ def test_who_sent_a_submitting_record_decides_when_it_can_be_claimed(store_targe
         assert claimed == ({"rebooted"} if boot else set())
         # Once stale, any of them (the one just claimed too: a claim is not a lease forever).
         assert all(store.claim_resend(P, key, stale_after=-1) for key in others)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_sender_that_ended_but_was_not_reaped_is_dead() -> None:
+    from mediajobs._store._owner import owner_is_dead
+
+    host, boot, _ = current_owner().split(" ")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # ended, not yet waited for: a zombie
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        assert owner_is_dead(f"{host} {boot} {child.pid}")
+    finally:
+        child.wait()
+    assert owner_is_dead(f"{host} {boot} {child.pid}")  # reaped: gone
+    assert not owner_is_dead(f"{host} {boot} {os.getpid()}")
 
 
 def test_rejected_submit_is_kept_and_can_be_submitted_again(store: mj.JobStore) -> None:

@@ -44,7 +44,8 @@ def owner_is_dead(owner: str | None) -> bool:
         owner: What :func:`current_owner` returned in the sender, or ``None`` (unknown).
 
     Returns:
-        ``True`` only when certain: same host, and it rebooted since or the process is gone.
+        ``True`` only when certain: same host, and it rebooted since or the process is gone
+        (or has ended and awaits being reaped).
     """
     if not owner:
         return False
@@ -66,4 +67,19 @@ def owner_is_dead(owner: str | None) -> bool:
         return True
     except OSError:
         return False
-    return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Tell whether a process has ended but was not reaped (Linux; ``False`` elsewhere).
+
+    A worker killed with its parent (``kill -9`` of a whole process group) is handed to the
+    system's first process, which in containers often never reaps it: it stays a zombie that
+    signals still reach, yet it runs no more.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] in ("Z", "X")
