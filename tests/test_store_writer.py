@@ -220,14 +220,32 @@ def test_a_failing_observation_is_raised_by_the_next_flush(tmp_path: Path) -> No
 
 
 def test_an_event_loop_that_ended_is_not_woken(tmp_path: Path) -> None:
-    item = _Pending(None)
-    loop = asyncio.new_event_loop()
-    mailbox = _Mailbox(loop, "call_soon_threadsafe")
-    loop.close()
-    mailbox.deliver([item])  # call_soon_threadsafe raises on a closed loop: ignored
-    del loop
+    woken: list[str] = []
+
+    class Ready:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def set(self) -> None:
+            woken.append(self.name)
+
+    def item(name: str) -> _Pending:
+        return _Pending(None, ready=Ready(name))  # type: ignore[arg-type]
+
+    live = asyncio.new_event_loop()
+    mailbox = _Mailbox(live, "call_soon_threadsafe")
+    writer = threading.Thread(target=mailbox.deliver, args=([item("a"), item("b")],))
+    writer.start()
+    writer.join()
+    assert woken == []  # scheduled in the loop, not run from the writer's thread
+    live.run_until_complete(asyncio.sleep(0))  # the drain runs in the loop
+    live.close()
+    assert woken == ["a", "b"]
+    mailbox.deliver([item("late")])  # call_soon_threadsafe raises on a closed loop: ignored
+    del live
     gc.collect()
-    mailbox.deliver([item])  # the loop is gone: nothing to call
+    mailbox.deliver([item("gone")])  # the loop no longer exists: nothing to call
+    assert woken == ["a", "b"]
 
 
 def test_async_recording_without_a_thread_safe_loop_call(

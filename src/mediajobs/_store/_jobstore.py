@@ -86,7 +86,11 @@ def _rank(status: JobStatus) -> int:
     return 2
 
 
-def _snapshot(job: JobData | Mapping[str, Any]) -> tuple[str, JobStatus, str, int]:
+_Snapshot = tuple[str, JobStatus, str, int]
+"""A checked snapshot: job id, status, JSON text, artifact count."""
+
+
+def _snapshot(job: JobData | Mapping[str, Any]) -> _Snapshot:
     """Check a ``job.to_dict()`` and return its id, status, JSON text and artifact count."""
     if isinstance(job, JobData):  # the clients' case: valid by construction, dumped in one go
         return job.id, job.status, job.model_dump_json(), len(job.artifacts)
@@ -411,7 +415,8 @@ class JobStore:
             StoreError: If there is no record with this key, the job id is already recorded
                 under another key, the snapshot is malformed, or the database fails.
         """
-        job_id = _snapshot(job)[0]
+        snapshot = _snapshot(job)
+        job_id = snapshot[0]
         with self._tx(write=True) as tx:
             other = tx.one(
                 "SELECT key FROM mediajobs_jobs WHERE provider = ? AND job_id = ? AND key <> ?",
@@ -421,7 +426,7 @@ class JobStore:
                 raise StoreError(
                     f"{provider} job {job_id!r} is already recorded under key {other[0]!r}"
                 )
-            self._accept_in(tx, provider, key, job)
+            self._accept_in(tx, provider, key, snapshot)
             return self._load(tx, "provider = ? AND key = ?", (provider, key))[0]
 
     def _accept(self, provider: str, key: str, job: JobData | Mapping[str, Any]) -> None:
@@ -431,11 +436,13 @@ class JobStore:
         under another key fails on the database's unique index, without naming that key.
         """
         with self._tx(write=True) as tx:
-            self._accept_in(tx, provider, key, job)
+            self._accept_in(tx, provider, key, _snapshot(job))
 
     @staticmethod
-    def _accept_in(tx: Tx, provider: str, key: str, job: JobData | Mapping[str, Any]) -> None:
-        job_id, status, text, count = _snapshot(job)
+    def _accept_in(
+        tx: Tx, provider: str, key: str, snapshot: tuple[str, JobStatus, str, int]
+    ) -> None:
+        job_id, status, text, count = snapshot
         rank = _rank(status)
         now = time.time()
         changed = tx.execute(

@@ -243,6 +243,13 @@ if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _raise_first(items: list[_Pending]) -> None:
+    """Raise the first failure among written items, if any."""
+    for item in items:
+        if item.error is not None:
+            raise item.error
+
+
 def recorder_for(store: JobStore) -> StoreRecorder:
     """Return the one recorder of a store, shared by every client using it in this process.
 
@@ -440,12 +447,15 @@ class StoreRecorder:
         Raises:
             StoreError: The first failure among them.
         """
+        posted = self._take_posted()
+        self._barrier(posted)
+        _raise_first(posted)
+
+    def _take_posted(self) -> list[_Pending]:
+        """Take the observations posted since the last flush (their outcomes are its to tell)."""
         with self._queue_lock:
             posted, self._posted = self._posted, []
-        self._barrier(posted)
-        for item in posted:
-            if item.error is not None:
-                raise item.error
+        return posted
 
     def settle(self) -> None:
         """Wait until the observations posted so far are written, keeping their outcomes.
@@ -634,13 +644,10 @@ class StoreRecorder:
         Raises:
             StoreError: The first failure among the observations.
         """
-        with self._queue_lock:
-            posted, self._posted = self._posted, []
+        posted = self._take_posted()
         if not all(item.finished for item in posted):
             await self._written(None)  # a barrier: written after every item queued before it
-        for item in posted:
-            if item.error is not None:
-                raise item.error
+        _raise_first(posted)
 
     async def _written(self, event: Event | None) -> _Pending:
         """Queue an item for the writer thread and wait (shielded) until it is written."""
