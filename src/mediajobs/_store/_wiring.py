@@ -660,10 +660,13 @@ class StoreRecorder:
                 await anyio.to_thread.run_sync(self._enqueue_and_wait, item)
             await anyio.lowlevel.checkpoint_if_cancelled()
             return item
-        item = _Pending(event, mailbox=mailbox, ready=anyio.Event())
+        ready = anyio.Event()
+        item = _Pending(event, mailbox=mailbox, ready=ready)
         self._enqueue(item)
         with anyio.CancelScope(shield=True):
-            await item.ready.wait()  # type: ignore[union-attr]
+            while not item.finished:  # also checked now and then: a wake-up is never waited out
+                with anyio.move_on_after(_FOLLOW * 20):
+                    await ready.wait()
         await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled meanwhile: stop here
         return item
 
